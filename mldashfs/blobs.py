@@ -1,0 +1,38 @@
+"""The Blobs interface: the bytes of each version, one object per version, never rewritten.
+
+Backends: `LocalBlobs` (a folder; the embedded default). An S3 backend implements the same methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import BinaryIO
+
+from .paths import EXPERIMENT_DEPTH
+
+
+def blob_key(path: str, vid: int) -> str:
+    """`{namespace}/{project}/{experiment}/files/{prefix}/{id}/{filename}`: the ML-Dash layout."""
+    parts = path.split("/")
+    exp, prefix, name = parts[:EXPERIMENT_DEPTH], parts[EXPERIMENT_DEPTH:-1], parts[-1]
+    return "/".join([*exp, "files", *prefix, str(vid), name])
+
+
+class Blobs(ABC):
+    """Where committed bytes live, addressed by key."""
+
+    @abstractmethod
+    def commit(self, key: str, staged_file: str) -> None:
+        """Make the complete staging file `staged_file` the blob `key` (it is consumed)."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A seekable binary reader of a blob."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> str | None:
+        """A path on this machine holding the blob's bytes, if there is one."""
+
+    @abstractmethod
+    def delete(self, key: str) -> int:
+        """Remove a blob; returns the bytes reclaimed (0 if it was already gone)."""

@@ -1,0 +1,97 @@
+"""The Catalog interface: where the metadata of every version, file and directory lives.
+
+Backends: `SqliteCatalog` (embedded default). A MongoDB backend implements the same methods.
+Every method that changes more than one row is atomic: it happens whole or not at all.
+Paths given to a catalog are already validated store paths (see `paths.check_path`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+from .records import Dir, Entry, Version
+
+
+class Catalog(ABC):
+    """Metadata of versions (immutable bytes elsewhere), the live file per path, and directories."""
+
+    @abstractmethod
+    def claim_node(self) -> int:
+        """Lease a snowflake node number no other live process using this catalog holds."""
+
+    @abstractmethod
+    def insert_version(self, v: Version) -> None:
+        """Add a committed version as the newest of its path, creating implied parent directories.
+
+        Raises IsADirectory if the path is a directory, NotADirectory if an ancestor is a file.
+        """
+
+    @abstractmethod
+    def get_version(self, vid: int) -> Version | None:
+        """A version by id, live or deleted."""
+
+    @abstractmethod
+    def latest(self, path: str) -> Version | None:
+        """The newest live version of the file at `path`."""
+
+    @abstractmethod
+    def history(self, path: str) -> list[Version]:
+        """Live versions of `path`, oldest first."""
+
+    @abstractmethod
+    def get_dir(self, path: str) -> Dir | None:
+        """The directory at `path` ('' is the root and always exists)."""
+
+    @abstractmethod
+    def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
+        """Up to `limit` children of a directory with names > `after`, sorted by name."""
+
+    @abstractmethod
+    def iter_files(self, under: str) -> Iterator[Version]:
+        """Newest live version of every file below `under`, sorted by path."""
+
+    @abstractmethod
+    def update_version(self, vid: int, fields: dict[str, Any], now: float) -> Version:
+        """Change description/tags/metadata/mtime/mode of one version in place."""
+
+    @abstractmethod
+    def set_dir_attrs(self, path: str, mtime: float | None, mode: int | None) -> None:
+        """Change a directory's mtime/mode."""
+
+    @abstractmethod
+    def delete_path(self, path: str, now: float) -> None:
+        """Soft-delete every version of a file; prune implied parents left empty."""
+
+    @abstractmethod
+    def delete_version(self, vid: int, now: float) -> None:
+        """Soft-delete one version; the file's newest version becomes the one before."""
+
+    @abstractmethod
+    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool) -> None:
+        """Make an explicit (kept while empty) directory."""
+
+    @abstractmethod
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory."""
+
+    @abstractmethod
+    def rename_file(self, src: str, dst: str, new_id: int, now: float, replace: bool) -> None:
+        """Rename a file (see docs/store-api.md: onto a file it adds a version with `new_id`)."""
+
+    @abstractmethod
+    def rename_dir(self, src: str, dst: str, now: float, replace: bool) -> None:
+        """Move a directory and everything below it."""
+
+    @abstractmethod
+    def dead_keys(self) -> list[str]:
+        """Blob keys that only deleted versions reference."""
+
+    @abstractmethod
+    def forget_keys(self, keys: list[str]) -> None:
+        """Drop the (deleted) version rows of keys whose bytes were reclaimed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and the node lease."""

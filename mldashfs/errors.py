@@ -1,0 +1,69 @@
+"""The core's exception types; each carries the errno the FUSE layer returns for it."""
+
+from __future__ import annotations
+
+import errno as _errno
+
+
+class StoreError(Exception):
+    """Base of every error the store raises on purpose."""
+
+    errno: int = _errno.EIO
+
+
+class NotFound(StoreError):
+    errno = _errno.ENOENT
+
+
+class AlreadyExists(StoreError):
+    errno = _errno.EEXIST
+
+
+class NotEmpty(StoreError):
+    errno = _errno.ENOTEMPTY
+
+
+class InvalidPath(StoreError):
+    """A path or name that cannot be stored: empty, `.`/`..`, NUL, or too long."""
+
+    errno = _errno.EINVAL
+
+    def __init__(self, message: str, errno: int = _errno.EINVAL) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class IsADirectory(StoreError):
+    errno = _errno.EISDIR
+
+
+class NotADirectory(StoreError):
+    errno = _errno.ENOTDIR
+
+
+class ReadOnly(StoreError):
+    errno = _errno.EROFS
+
+
+class InvalidValue(StoreError):
+    """A value the store cannot keep, such as metadata that is not JSON."""
+
+    errno = _errno.EINVAL
+
+
+class TooLarge(StoreError):
+    errno = _errno.E2BIG
+
+
+class ChecksumMismatch(StoreError):
+    errno = _errno.EIO
+
+
+class NotPermitted(StoreError):
+    errno = _errno.EPERM
+
+
+class Unavailable(StoreError):
+    """A backend (disk, S3, MongoDB) cannot be reached or refused the operation."""
+
+    errno = _errno.EIO

@@ -1,0 +1,110 @@
+"""SHA-256 computed while bytes stream through, on a thread of its own so copying and hashing overlap."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+CHUNK = 4 << 20
+DEPTH = 4
+
+
+def copy_hashing(
+    readinto: Callable[[memoryview], int | None],
+    write: Callable[[memoryview], object],
+    progress: Callable[[int], None] | None = None,
+    h: hashlib._Hash | None = None,
+) -> tuple[hashlib._Hash, int]:
+    """Copy everything `readinto` yields to `write`, reading each byte once; return (sha256, size).
+
+    This thread reads and writes; a second thread hashes the same buffers (hashlib releases the
+    GIL), so on two cores the copy costs little more than the hash alone.
+    """
+    h = h or hashlib.sha256()
+    bufs = [bytearray(CHUNK) for _ in range(DEPTH)]
+    free = threading.Semaphore(DEPTH)
+    todo: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+
+    def hasher() -> None:
+        while (mv := todo.get()) is not None:
+            h.update(mv)
+            free.release()
+
+    t = threading.Thread(target=hasher, name="mldashfs-hash", daemon=True)
+    t.start()
+    total, i = 0, 0
+    try:
+        while True:
+            free.acquire()
+            mv = memoryview(bufs[i % DEPTH])
+            n = readinto(mv)
+            if not n:
+                free.release()
+                break
+            chunk = mv[:n]
+            todo.put(chunk)
+            write(chunk)
+            total += n
+            i += 1
+            if progress is not None:
+                progress(n)
+    finally:
+        todo.put(None)
+        t.join()
+    return h, total
+
+
+def write_all(fd: int) -> Callable[[memoryview], None]:
+    """A writer for `copy_hashing` that writes the whole buffer to `fd`."""
+
+    def write(mv: memoryview) -> None:
+        while mv:
+            n = os.write(fd, mv)
+            mv = mv[n:]
+
+    return write
+
+
+def hash_fd(fd: int, start: int = 0, h: hashlib._Hash | None = None) -> tuple[str, int]:
+    """SHA-256 of the bytes of `fd` from `start` to its end, continuing `h` if given."""
+    h = h or hashlib.sha256()
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    pos = start
+    while True:
+        n = os.preadv(fd, [mv], pos)
+        if not n:
+            break
+        h.update(mv[:n])
+        pos += n
+    return h.hexdigest(), pos
+
+
+class BackgroundHasher:
+    """Hashes sequential writes on a thread of its own; `feed` returns at once unless it lags far behind."""
+
+    def __init__(self, h: hashlib._Hash | None = None, max_lag: int = 64) -> None:
+        self._h = h or hashlib.sha256()
+        self._todo: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=max_lag)
+        self._thread: threading.Thread | None = None
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mldashfs-hash", daemon=True)
+            self._thread.start()
+        self._todo.put(data)
+
+    def _run(self) -> None:
+        while (data := self._todo.get()) is not None:
+            self._h.update(data)
+
+    def finish(self) -> hashlib._Hash:
+        """Wait until everything fed is hashed; the hash object is returned for more updates or a digest."""
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+        return self._h

@@ -1,0 +1,56 @@
+"""Blobs in a local folder: `{root}/{key}`; committing is a rename from the staging area on the same disk."""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from .blobs import Blobs
+from .errors import NotFound
+
+
+class LocalBlobs(Blobs):
+    """The embedded default blob store."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self.root, key)
+
+    def commit(self, key: str, staged_file: str) -> None:
+        dest = self._file(key)
+        for _ in range(3):  # gc may remove an empty parent between makedirs and rename
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            try:
+                os.rename(staged_file, dest)
+                return
+            except FileNotFoundError:
+                if not os.path.exists(staged_file):
+                    raise
+        os.rename(staged_file, dest)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._file(key), "rb")
+        except FileNotFoundError as e:
+            raise NotFound(f"the bytes of {key!r} are missing from {self.root}") from e
+
+    def local_path(self, key: str) -> str | None:
+        return self._file(key)
+
+    def delete(self, key: str) -> int:
+        f = self._file(key)
+        try:
+            size = os.stat(f).st_size
+            os.unlink(f)
+        except FileNotFoundError:
+            return 0
+        d = os.path.dirname(f)  # the per-version {id} folder, then empty prefix folders
+        while d != self.root and d.startswith(self.root):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+            d = os.path.dirname(d)
+        return size

@@ -1,0 +1,107 @@
+"""What the catalog holds: one immutable `Version` per write, `Dir` for prefixes, `Entry` for listings."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from .paths import EXPERIMENT_DEPTH, split
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as an ISO-8601 UTC string with milliseconds, e.g. 2026-11-22T10:00:00.123Z."""
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of one file; its bytes never change once committed."""
+
+    id: int
+    path: str
+    size: int
+    sha256: str
+    content_type: str
+    description: str | None
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+    mtime: float
+    mode: int
+    state: str
+    key: str
+    deleted: bool = False
+
+    @property
+    def name(self) -> str:
+        return split(self.path)[1]
+
+    @property
+    def dir(self) -> str:
+        return split(self.path)[0]
+
+    @property
+    def experiment(self) -> str:
+        return "/".join(self.path.split("/")[:EXPERIMENT_DEPTH])
+
+    @property
+    def prefix(self) -> str:
+        """The directories between the experiment and the name ('' at the experiment's top)."""
+        return "/".join(self.path.split("/")[EXPERIMENT_DEPTH:-1])
+
+    @property
+    def id_str(self) -> str:
+        return str(self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SDK's result dict (ids as decimal strings, times as ISO-8601 UTC)."""
+        return {
+            "id": self.id_str,
+            "filename": self.name,
+            "path": "/".join(self.path.split("/")[EXPERIMENT_DEPTH:]),
+            "prefix": self.prefix,
+            "experiment": self.experiment,
+            "sizeBytes": self.size,
+            "checksum": self.sha256,
+            "contentType": self.content_type,
+            "description": self.description,
+            "tags": list(self.tags),
+            "metadata": dict(self.metadata),
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True)
+class Dir:
+    """A directory: a namespace, project, experiment or prefix."""
+
+    path: str
+    mtime: float
+    mode: int = DIR_MODE
+    explicit: bool = False
+
+    @property
+    def name(self) -> str:
+        return split(self.path)[1]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a directory listing: a file (with its newest version) or a directory."""
+
+    name: str
+    version: Version | None = None
+    dir: Dir | None = field(default=None)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.dir is not None

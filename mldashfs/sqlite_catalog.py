@@ -1,0 +1,539 @@
+"""The embedded catalog: one SQLite database in WAL mode, safe for several processes on one machine.
+
+Invariants kept here (each write method is one IMMEDIATE transaction, so they hold after any crash):
+- `files` has one row per live path; its `latest` is the largest live version id of that path.
+- Every file's and every directory's parent directory has a row in `dirs` (the root '' is implied).
+- A directory row that is not `explicit` exists only while something lives below it; the write
+  that removes the last child removes it too (and so on upwards).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .catalog import Catalog
+from .errors import (
+    AlreadyExists,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    NotEmpty,
+    NotFound,
+    NotPermitted,
+    Unavailable,
+)
+from .ids import MAX_NODE
+from .paths import depth, split
+from .records import DIR_MODE, Dir, Entry, Version
+
+SCHEMA = """
+-- One row per committed version. Inserted by Store.commit; description/tags/metadata/mtime/mode
+-- changed in place by Store.update/set_attrs; path changed by renames; deleted_at set by deletes.
+CREATE TABLE IF NOT EXISTS versions (
+    id           INTEGER PRIMARY KEY,  -- snowflake id; orders the versions of a path
+    path         TEXT NOT NULL,        -- store path of the file this version belongs to
+    size         INTEGER NOT NULL,     -- bytes
+    sha256       TEXT NOT NULL,        -- hex digest of the bytes
+    content_type TEXT NOT NULL,        -- MIME type, from the name unless given
+    description  TEXT,                 -- free text, NULL when unset
+    tags         TEXT NOT NULL,        -- JSON array of strings
+    metadata     TEXT NOT NULL,        -- JSON object
+    created_at   REAL NOT NULL,        -- commit time, epoch seconds
+    updated_at   REAL NOT NULL,        -- last change of this row
+    mtime        REAL NOT NULL,        -- user-visible mtime (utime sets it)
+    mode         INTEGER NOT NULL,     -- permission bits
+    state        TEXT NOT NULL,        -- local | pending | uploaded
+    key          TEXT NOT NULL,        -- blob key; versions made by rename share their source's key
+    deleted_at   REAL                  -- soft-delete time; NULL while live
+);
+CREATE INDEX IF NOT EXISTS versions_live ON versions(path, id) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS versions_key ON versions(key);
+
+-- One row per live file path, kept in step with versions by every write.
+CREATE TABLE IF NOT EXISTS files (
+    path   TEXT PRIMARY KEY,           -- store path
+    parent TEXT NOT NULL,              -- directory path ('' = root)
+    name   TEXT NOT NULL,              -- last component
+    latest INTEGER NOT NULL            -- id of the newest live version
+);
+CREATE UNIQUE INDEX IF NOT EXISTS files_parent ON files(parent, name);
+
+-- One row per directory (namespace, project, experiment or prefix).
+CREATE TABLE IF NOT EXISTS dirs (
+    path     TEXT PRIMARY KEY,
+    parent   TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    explicit INTEGER NOT NULL,         -- 1: made by mkdir, kept while empty; 0: implied by children
+    mtime    REAL NOT NULL,            -- changes when an entry is added or removed
+    mode     INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dirs_parent ON dirs(parent, name);
+"""
+
+VERSION_COLUMNS = (
+    "id, path, size, sha256, content_type, description, tags, metadata, "
+    "created_at, updated_at, mtime, mode, state, key, deleted_at"
+)
+
+
+def _range(top: str) -> tuple[str, str]:
+    """Bounds (inclusive, exclusive) of the paths strictly below `top` ('/' + 1 == '0')."""
+    return (top + "/", top + "0") if top else ("", "\U0010ffff")
+
+
+def _row_to_version(r: tuple[Any, ...]) -> Version:
+    return Version(
+        id=r[0], path=r[1], size=r[2], sha256=r[3], content_type=r[4], description=r[5],
+        tags=tuple(json.loads(r[6])), metadata=json.loads(r[7]), created_at=r[8], updated_at=r[9],
+        mtime=r[10], mode=r[11], state=r[12], key=r[13], deleted=r[14] is not None,
+    )
+
+
+def _row_to_dir(r: tuple[Any, ...]) -> Dir:
+    return Dir(path=r[0], mtime=r[1], mode=r[2], explicit=bool(r[3]))
+
+
+class SqliteCatalog(Catalog):
+    """Catalog in `{folder}/catalog.sqlite`; one connection per thread; node leases by flock."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        self._db = os.path.join(folder, "catalog.sqlite")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._node_fd: int | None = None
+        self._conn().executescript(SCHEMA)
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False, timeout=60)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=60000")
+            except sqlite3.Error as e:
+                raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    class _Tx:
+        """`with catalog._tx() as c:` one IMMEDIATE transaction, rolled back on any exception."""
+
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+
+    def _tx(self) -> SqliteCatalog._Tx:
+        return SqliteCatalog._Tx(self._conn())
+
+    # -- node leases ---------------------------------------------------------------------
+
+    def claim_node(self) -> int:
+        """Hold an exclusive flock on `nodes/<n>.lock` for the life of this process (freed on exit/crash)."""
+        if self._node_fd is not None:
+            os.close(self._node_fd)
+            self._node_fd = None
+        lockdir = os.path.join(self._folder, "nodes")
+        os.makedirs(lockdir, exist_ok=True)
+        start = random.randrange(MAX_NODE + 1)
+        for i in range(MAX_NODE + 1):
+            node = (start + i) % (MAX_NODE + 1)
+            fd = os.open(os.path.join(lockdir, f"{node}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._node_fd = fd
+            return node
+        raise Unavailable(f"all {MAX_NODE + 1} snowflake nodes of {self._folder} are in use")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_version(self, vid: int) -> Version | None:
+        r = self._conn().execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=?", (vid,)).fetchone()
+        return _row_to_version(r) if r else None
+
+    def latest(self, path: str) -> Version | None:
+        r = self._conn().execute(
+            f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=(SELECT latest FROM files WHERE path=?)",
+            (path,),
+        ).fetchone()
+        return _row_to_version(r) if r else None
+
+    def history(self, path: str) -> list[Version]:
+        rows = self._conn().execute(
+            f"SELECT {VERSION_COLUMNS} FROM versions WHERE path=? AND deleted_at IS NULL ORDER BY id",
+            (path,),
+        ).fetchall()
+        return [_row_to_version(r) for r in rows]
+
+    def get_dir(self, path: str) -> Dir | None:
+        if path == "":
+            return Dir(path="", mtime=os.stat(self._db).st_mtime, explicit=True)
+        r = self._conn().execute("SELECT path, mtime, mode, explicit FROM dirs WHERE path=?", (path,)).fetchone()
+        return _row_to_dir(r) if r else None
+
+    def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
+        conn = self._conn()
+        lo = after if after is not None else ""
+        op = ">" if after is not None else ">="
+        dirs = conn.execute(
+            f"SELECT path, mtime, mode, explicit, name FROM dirs WHERE parent=? AND name {op} ? "
+            "ORDER BY name LIMIT ?",
+            (path, lo, limit),
+        ).fetchall()
+        files = conn.execute(
+            f"SELECT f.name, {', '.join('v.' + c.strip() for c in VERSION_COLUMNS.split(','))} "
+            f"FROM files f JOIN versions v ON v.id=f.latest WHERE f.parent=? AND f.name {op} ? "
+            "ORDER BY f.name LIMIT ?",
+            (path, lo, limit),
+        ).fetchall()
+        entries = [Entry(name=r[4], dir=_row_to_dir(r)) for r in dirs]
+        entries += [Entry(name=r[0], version=_row_to_version(r[1:])) for r in files]
+        entries.sort(key=lambda e: e.name)
+        return entries[:limit]
+
+    def iter_files(self, under: str) -> Iterator[Version]:
+        lo, hi = _range(under)
+        cols = ", ".join("v." + c.strip() for c in VERSION_COLUMNS.split(","))
+        cur = self._conn().execute(
+            f"SELECT {cols} FROM files f JOIN versions v ON v.id=f.latest "
+            "WHERE f.path >= ? AND f.path < ? ORDER BY f.path",
+            (lo, hi),
+        )
+        for r in cur:
+            yield _row_to_version(r)
+
+    # -- helpers used inside transactions ----------------------------------------------------
+
+    @staticmethod
+    def _kind(c: sqlite3.Connection, path: str) -> str | None:
+        """'dir', 'file' or None for a path, read inside the current transaction."""
+        if path == "":
+            return "dir"
+        if c.execute("SELECT 1 FROM dirs WHERE path=?", (path,)).fetchone():
+            return "dir"
+        if c.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone():
+            return "file"
+        return None
+
+    @classmethod
+    def _ensure_parents(cls, c: sqlite3.Connection, path: str, now: float) -> None:
+        """Create implied directories for every missing ancestor of `path`."""
+        parent, _ = split(path)
+        missing: list[str] = []
+        while parent:
+            kind = cls._kind(c, parent)
+            if kind == "dir":
+                break
+            if kind == "file":
+                raise NotADirectory(f"{parent!r} is a file, not a directory")
+            missing.append(parent)
+            parent = split(parent)[0]
+        for d in reversed(missing):
+            p, n = split(d)
+            c.execute(
+                "INSERT INTO dirs(path, parent, name, explicit, mtime, mode) VALUES (?,?,?,0,?,?)",
+                (d, p, n, now, DIR_MODE),
+            )
+            cls._touch(c, p, now)
+
+    @staticmethod
+    def _touch(c: sqlite3.Connection, path: str, now: float) -> None:
+        if path:
+            c.execute("UPDATE dirs SET mtime=? WHERE path=?", (now, path))
+
+    @staticmethod
+    def _prune(c: sqlite3.Connection, path: str) -> None:
+        """Remove implied directories from `path` upwards while they have no children."""
+        while path:
+            row = c.execute("SELECT explicit FROM dirs WHERE path=?", (path,)).fetchone()
+            if row is None or row[0]:
+                return
+            if c.execute("SELECT 1 FROM files WHERE parent=? LIMIT 1", (path,)).fetchone():
+                return
+            if c.execute("SELECT 1 FROM dirs WHERE parent=? LIMIT 1", (path,)).fetchone():
+                return
+            c.execute("DELETE FROM dirs WHERE path=?", (path,))
+            path = split(path)[0]
+
+    @staticmethod
+    def _insert(c: sqlite3.Connection, v: Version) -> None:
+        c.execute(
+            f"INSERT INTO versions({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                v.id, v.path, v.size, v.sha256, v.content_type, v.description,
+                json.dumps(list(v.tags)), json.dumps(v.metadata), v.created_at, v.updated_at,
+                v.mtime, v.mode, v.state, v.key, None,
+            ),
+        )
+
+    @classmethod
+    def _set_latest(cls, c: sqlite3.Connection, path: str, vid: int, now: float) -> None:
+        parent, name = split(path)
+        cur = c.execute("UPDATE files SET latest=? WHERE path=? AND latest<?", (vid, path, vid))
+        if cur.rowcount == 0 and not c.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone():
+            c.execute("INSERT INTO files(path, parent, name, latest) VALUES (?,?,?,?)", (path, parent, name, vid))
+            cls._touch(c, parent, now)
+
+    @classmethod
+    def _refresh_latest(cls, c: sqlite3.Connection, path: str, now: float) -> None:
+        """Point `files` at the newest live version of `path`, or drop the row (and pruned parents)."""
+        r = c.execute("SELECT max(id) FROM versions WHERE path=? AND deleted_at IS NULL", (path,)).fetchone()
+        if r[0] is None:
+            c.execute("DELETE FROM files WHERE path=?", (path,))
+            parent = split(path)[0]
+            cls._touch(c, parent, now)
+            cls._prune(c, parent)
+        else:
+            c.execute("UPDATE files SET latest=? WHERE path=?", (r[0], path))
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def insert_version(self, v: Version) -> None:
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM dirs WHERE path=?", (v.path,)).fetchone():
+                raise IsADirectory(f"{v.path!r} is a directory")
+            self._ensure_parents(c, v.path, v.created_at)
+            self._insert(c, v)
+            self._set_latest(c, v.path, v.id, v.created_at)
+
+    def update_version(self, vid: int, fields: dict[str, Any], now: float) -> Version:
+        allowed = {"description", "tags", "metadata", "mtime", "mode", "state"}
+        sets, args = ["updated_at=?"], [now]
+        for k, val in fields.items():
+            if k not in allowed:
+                raise ValueError(f"cannot update {k!r}")
+            sets.append(f"{k}=?")
+            args.append(json.dumps(list(val)) if k == "tags" else json.dumps(val) if k == "metadata" else val)
+        with self._tx() as c:
+            cur = c.execute(f"UPDATE versions SET {', '.join(sets)} WHERE id=? AND deleted_at IS NULL", (*args, vid))
+            if cur.rowcount == 0:
+                raise NotFound(f"no version with id {vid}")
+            r = c.execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=?", (vid,)).fetchone()
+        return _row_to_version(r)
+
+    def set_dir_attrs(self, path: str, mtime: float | None, mode: int | None) -> None:
+        if path == "":
+            return
+        with self._tx() as c:
+            if mtime is not None:
+                c.execute("UPDATE dirs SET mtime=? WHERE path=?", (mtime, path))
+            if mode is not None:
+                c.execute("UPDATE dirs SET mode=? WHERE path=?", (mode, path))
+
+    def delete_path(self, path: str, now: float) -> None:
+        with self._tx() as c:
+            kind = self._kind(c, path)
+            if kind == "dir":
+                raise IsADirectory(f"{path!r} is a directory")
+            if kind is None:
+                raise NotFound(f"no file {path!r}")
+            c.execute("UPDATE versions SET deleted_at=? WHERE path=? AND deleted_at IS NULL", (now, path))
+            self._refresh_latest(c, path, now)
+
+    def delete_version(self, vid: int, now: float) -> None:
+        with self._tx() as c:
+            r = c.execute("SELECT path FROM versions WHERE id=? AND deleted_at IS NULL", (vid,)).fetchone()
+            if r is None:
+                raise NotFound(f"no version with id {vid}")
+            c.execute("UPDATE versions SET deleted_at=? WHERE id=?", (now, vid))
+            self._refresh_latest(c, r[0], now)
+
+    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool) -> None:
+        with self._tx() as c:
+            kind = self._kind(c, path)
+            if kind == "file":
+                raise AlreadyExists(f"{path!r} exists and is a file")
+            if kind == "dir":
+                if not exist_ok:
+                    raise AlreadyExists(f"directory {path!r} exists")
+                c.execute("UPDATE dirs SET explicit=1 WHERE path=?", (path,))
+                return
+            parent, name = split(path)
+            pkind = self._kind(c, parent)
+            if pkind == "file":
+                raise NotADirectory(f"{parent!r} is a file, not a directory")
+            if pkind is None:
+                if not parents:
+                    raise NotFound(f"no directory {parent!r}")
+                self._ensure_parents(c, path, now)
+            c.execute(
+                "INSERT INTO dirs(path, parent, name, explicit, mtime, mode) VALUES (?,?,?,1,?,?)",
+                (path, parent, name, now, DIR_MODE),
+            )
+            self._touch(c, parent, now)
+
+    def rmdir(self, path: str) -> None:
+        if path == "":
+            raise NotPermitted("cannot remove the store root")
+        with self._tx() as c:
+            kind = self._kind(c, path)
+            if kind is None:
+                raise NotFound(f"no directory {path!r}")
+            if kind == "file":
+                raise NotADirectory(f"{path!r} is a file")
+            if c.execute("SELECT 1 FROM files WHERE parent=? LIMIT 1", (path,)).fetchone() or c.execute(
+                "SELECT 1 FROM dirs WHERE parent=? LIMIT 1", (path,)
+            ).fetchone():
+                raise NotEmpty(f"directory {path!r} is not empty")
+            c.execute("DELETE FROM dirs WHERE path=?", (path,))
+            parent = split(path)[0]
+            self._touch(c, parent, time.time())
+            self._prune(c, parent)
+
+    def _check_dst_parent(self, c: sqlite3.Connection, dst: str) -> None:
+        parent = split(dst)[0]
+        kind = self._kind(c, parent)
+        if kind is None:
+            raise NotFound(f"no directory {parent!r}")
+        if kind == "file":
+            raise NotADirectory(f"{parent!r} is a file, not a directory")
+
+    def rename_file(self, src: str, dst: str, new_id: int, now: float, replace: bool) -> None:
+        with self._tx() as c:
+            skind = self._kind(c, src)
+            if skind is None:
+                raise NotFound(f"no file {src!r}")
+            if skind == "dir":
+                raise IsADirectory(f"{src!r} is a directory")
+            if src == dst:
+                return
+            self._check_dst_parent(c, dst)
+            dkind = self._kind(c, dst)
+            if dkind == "dir":
+                raise IsADirectory(f"{dst!r} is a directory")
+            if dkind == "file" and not replace:
+                raise AlreadyExists(f"{dst!r} exists")
+            if dkind == "file":
+                r = c.execute(
+                    f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=(SELECT latest FROM files WHERE path=?)",
+                    (src,),
+                ).fetchone()
+                head = _row_to_version(r)
+                moved = Version(**{**head.__dict__, "id": new_id, "path": dst, "created_at": now, "updated_at": now})
+                self._insert(c, moved)
+                self._set_latest(c, dst, new_id, now)
+                c.execute("UPDATE versions SET deleted_at=? WHERE path=? AND deleted_at IS NULL", (now, src))
+            else:
+                dparent, dname = split(dst)
+                c.execute("UPDATE versions SET path=? WHERE path=? AND deleted_at IS NULL", (dst, src))
+                c.execute("UPDATE files SET path=?, parent=?, name=? WHERE path=?", (dst, dparent, dname, src))
+                self._touch(c, dparent, now)
+            sparent = split(src)[0]
+            if c.execute("SELECT 1 FROM files WHERE path=?", (src,)).fetchone():
+                c.execute("DELETE FROM files WHERE path=?", (src,))
+            self._touch(c, sparent, now)
+            self._prune(c, sparent)
+
+    def rename_dir(self, src: str, dst: str, now: float, replace: bool) -> None:
+        if src == "":
+            raise NotPermitted("cannot rename the store root")
+        if dst == src:
+            return
+        if dst.startswith(src + "/"):
+            raise InvalidPath(f"cannot move {src!r} into itself ({dst!r})")
+        with self._tx() as c:
+            skind = self._kind(c, src)
+            if skind is None:
+                raise NotFound(f"no directory {src!r}")
+            if skind == "file":
+                raise NotADirectory(f"{src!r} is a file")
+            self._check_dst_parent(c, dst)
+            dkind = self._kind(c, dst)
+            if dkind == "file":
+                raise NotADirectory(f"{dst!r} is a file")
+            if dkind == "dir":
+                if not replace:
+                    raise AlreadyExists(f"{dst!r} exists")
+                if src.startswith(dst + "/"):
+                    raise NotEmpty(f"directory {dst!r} is not empty")
+                if c.execute("SELECT 1 FROM files WHERE parent=? LIMIT 1", (dst,)).fetchone() or c.execute(
+                    "SELECT 1 FROM dirs WHERE parent=? LIMIT 1", (dst,)
+                ).fetchone():
+                    raise NotEmpty(f"directory {dst!r} is not empty")
+                c.execute("DELETE FROM dirs WHERE path=?", (dst,))
+            self._check_depths(c, src, dst)
+            lo, hi = _range(src)
+            n = len(src) + 1
+            dparent, dname = split(dst)
+            c.execute(
+                "UPDATE dirs SET path=?, parent=?, name=? WHERE path=?", (dst, dparent, dname, src)
+            )
+            c.execute(
+                "UPDATE dirs SET path=? || substr(path, ?), parent=? || substr(parent, ?) "
+                "WHERE path >= ? AND path < ?",
+                (dst, n, dst, n, lo, hi),
+            )
+            c.execute(
+                "UPDATE files SET path=? || substr(path, ?), parent=? || substr(parent, ?) "
+                "WHERE path >= ? AND path < ?",
+                (dst, n, dst, n, lo, hi),
+            )
+            c.execute(
+                "UPDATE versions SET path=? || substr(path, ?) WHERE path >= ? AND path < ?",
+                (dst, n, lo, hi),
+            )
+            sparent = split(src)[0]
+            self._touch(c, sparent, now)
+            self._touch(c, dparent, now)
+            self._prune(c, sparent)
+
+    @staticmethod
+    def _check_depths(c: sqlite3.Connection, src: str, dst: str) -> None:
+        """Files must stay inside an experiment (depth >= 4) after a move that makes paths shallower."""
+        shift = depth(dst) - depth(src)
+        if shift >= 0:
+            return
+        lo, hi = _range(src)
+        for (path,) in c.execute("SELECT path FROM files WHERE path >= ? AND path < ?", (lo, hi)):
+            if depth(path) + shift < 4:
+                raise NotPermitted(f"moving {src!r} to {dst!r} would put files outside an experiment")
+
+    def dead_keys(self) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT key FROM versions GROUP BY key HAVING sum(deleted_at IS NULL)=0"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def forget_keys(self, keys: list[str]) -> None:
+        with self._tx() as c:
+            c.executemany("DELETE FROM versions WHERE key=? AND deleted_at IS NOT NULL", [(k,) for k in keys])
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._conns.clear()
+        self._local = threading.local()
+        if self._node_fd is not None:
+            os.close(self._node_fd)
+            self._node_fd = None

@@ -1,0 +1,254 @@
+"""The staging area: private files where bytes are written and hashed before they become a version.
+
+Crash points: a staging folder is named `{pid}-{random}`; one whose process is gone is removed
+when a store is opened. Nothing in staging is visible to readers: a version exists only once its
+bytes are at their blob key and its catalog row is committed (see store.py).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Callable
+from typing import BinaryIO
+
+from .hashing import BackgroundHasher, copy_hashing, hash_fd, write_all
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Staging:
+    """A folder on the store's disk holding one subfolder per staged file."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+        self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
+        for entry in os.listdir(self.folder):
+            pid = entry.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
+
+    def new_file(self, name: str) -> str:
+        """A fresh path `{folder}/{pid}-{random}/{name}` (the name keeps its extension for encoders)."""
+        d = os.path.join(self.folder, f"{os.getpid()}-{secrets.token_hex(8)}")
+        os.mkdir(d)
+        return os.path.join(d, name)
+
+    @staticmethod
+    def remove(file: str) -> None:
+        """Drop a staged file (if still there) and its folder."""
+        try:
+            os.unlink(file)
+        except FileNotFoundError:
+            pass
+        try:
+            os.rmdir(os.path.dirname(file))
+        except OSError:
+            pass
+
+
+class Staged:
+    """A private, writable copy of a file being written; keeps its SHA-256 while writes are sequential.
+
+    With a `base`, the staged file starts as a copy of those bytes, made lazily by the first
+    read, write or truncate (a truncate to 0 skips the copy). Thread-safe.
+    """
+
+    def __init__(self, staging: Staging, name: str, base: tuple[Callable[[], BinaryIO], int] | None = None):
+        self.path = staging.new_file(name)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._base = base
+        self._size = base[1] if base else 0
+        self._hasher = BackgroundHasher()
+        self._hashed = 0
+        self._sequential = True
+        self._external = False
+        self._lock = threading.Lock()
+        self.dirty = False
+
+    @property
+    def size(self) -> int:
+        if self._external:
+            return os.fstat(self.fd).st_size
+        return self._size
+
+    def _materialize(self) -> None:
+        if self._base is None:
+            return
+        opener, _ = self._base
+        self._base = None
+        with opener() as src:
+            h, n = copy_hashing(src.readinto, write_all(self.fd))  # type: ignore[arg-type]
+        self._hasher = BackgroundHasher(h)
+        self._hashed = self._size = n
+
+    def mark_external(self) -> None:
+        """Bytes will be written through `path` by someone else: hash the whole file at commit."""
+        with self._lock:
+            self._materialize()
+            self._external = True
+
+    def write(self, offset: int, data: bytes | memoryview) -> int:
+        with self._lock:
+            self._materialize()
+            n = os.pwrite(self.fd, data, offset)
+            if self._sequential and offset == self._hashed:
+                self._hasher.feed(data if n == len(data) else memoryview(data)[:n])
+                self._hashed += n
+            else:
+                self._sequential = False
+            self._size = max(self._size, offset + n)
+            self.dirty = True
+            return n
+
+    def read(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            self._materialize()
+            return os.pread(self.fd, size, offset)
+
+    def truncate(self, size: int) -> None:
+        with self._lock:
+            if size == 0:
+                self._base = None
+                self._hasher.finish()
+                self._hasher = BackgroundHasher()
+                self._hashed = 0
+                self._sequential = True
+            else:
+                self._materialize()
+                if size < self._hashed:
+                    self._sequential = False
+            os.ftruncate(self.fd, size)
+            self._size = size
+            self.dirty = True
+
+    def fsync(self) -> None:
+        with self._lock:
+            self._materialize()
+            os.fsync(self.fd)
+
+    def finish(self) -> tuple[str, int]:
+        """Complete the bytes and return (sha256 hex, size); the staged file is closed afterwards."""
+        with self._lock:
+            self._materialize()
+            h = self._hasher.finish()
+            if self._external or not self._sequential:
+                digest, size = hash_fd(self.fd)
+            else:
+                digest, size = hash_fd(self.fd, self._hashed, h)  # the unhashed tail, if any
+            os.close(self.fd)
+            self.fd = -1
+            return digest, size
+
+    def discard(self) -> None:
+        """Throw the staged bytes away."""
+        with self._lock:
+            self._hasher.finish()
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            Staging.remove(self.path)
+
+
+class Writer(io.RawIOBase):
+    """A writable, seekable file object over a Staged file; closing it (or a clean `with`) commits.
+
+    An exception inside `with` discards the bytes instead, so nothing half-written is stored.
+    """
+
+    def __init__(self, staged: Staged, commit: Callable[[Staged], object]) -> None:
+        super().__init__()
+        self._staged = staged
+        self._commit = commit
+        self._pos = 0
+        self.version: object | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    @property
+    def fspath(self) -> str:
+        """A real path to write through (for encoders that need one); makes commit re-hash."""
+        self._staged.mark_external()
+        return self._staged.path
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self._staged.path)
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.closed:
+            raise ValueError("write to a closed writer")
+        mv = memoryview(b).cast("B")
+        n = self._staged.write(self._pos, mv)
+        self._pos += n
+        return n
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._staged.read(self._pos, len(b))
+        memoryview(b)[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        elif whence == io.SEEK_END:
+            self._pos = self._staged.size + offset
+        else:
+            raise ValueError(f"bad whence {whence}")
+        if self._pos < 0:
+            raise ValueError("negative seek position")
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        self._staged.truncate(size)
+        return size
+
+    def close(self) -> None:
+        """Commit the bytes as a new version (once)."""
+        if not self.closed:
+            super().close()
+            self.version = self._commit(self._staged)
+
+    def discard(self) -> None:
+        if not self.closed:
+            super().close()
+            self._staged.discard()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.discard()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        """A writer dropped without close() stores nothing (it may be half-written)."""
+        if not self.closed:
+            self.discard()

@@ -1,0 +1,437 @@
+"""The Store: the one API the SDK, the CLI and the FUSE daemon use (see docs/store-api.md).
+
+Invariant: a version is visible only after its bytes are complete at their blob key and its
+catalog row is committed. Commit order and what a crash at each point leaves behind:
+1. bytes written and hashed in staging      -> crash: an orphan staging folder, removed at next open;
+2. staging file renamed to its blob key     -> crash: an unreferenced blob, reclaimable (no row names it);
+3. catalog row inserted (one transaction)   -> the version exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
+
+from . import globs, paths
+from .blobs import Blobs, blob_key
+from .catalog import Catalog
+from .errors import (
+    InvalidPath,
+    InvalidValue,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    NotPermitted,
+    StoreError,
+    TooLarge,
+    Unavailable,
+)
+from .hashing import CHUNK, copy_hashing, write_all
+from .ids import Snowflake
+from .local_blobs import LocalBlobs
+from .records import FILE_MODE, Dir, Entry, Version
+from .sqlite_catalog import SqliteCatalog
+from .staging import Staged, Staging, Writer
+
+#: The store's own folder inside its root; a namespace may not take this name.
+INTERNAL = ".mldashfs"
+#: Largest description or metadata (as JSON) a version may carry, like an xattr value.
+MAX_META_BYTES = 64 * 1024
+_UNSET: Any = object()
+
+
+#: ML file types that system MIME tables miss or get wrong (.pt is not a "page table" here).
+ML_TYPES = {
+    ".pt": "application/octet-stream", ".pth": "application/octet-stream", ".ckpt": "application/octet-stream",
+    ".bin": "application/octet-stream", ".safetensors": "application/octet-stream",
+    ".pkl": "application/octet-stream", ".npy": "application/octet-stream", ".npz": "application/zip",
+    ".onnx": "application/octet-stream", ".h5": "application/x-hdf5", ".parquet": "application/vnd.apache.parquet",
+    ".yaml": "application/yaml", ".yml": "application/yaml", ".jsonl": "application/jsonl",
+    ".md": "text/markdown",
+}
+
+
+def content_type_of(name: str) -> str:
+    """MIME type from the file name, `application/octet-stream` when unknown."""
+    ext = os.path.splitext(name)[1].lower()
+    return ML_TYPES.get(ext) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
+    """Tags as a tuple of distinct non-empty strings without ',' (the xattr separator)."""
+    if tags is None:
+        return ()
+    if isinstance(tags, str | bytes):
+        raise InvalidValue(f"tags must be a list of strings, not a single {type(tags).__name__} ({tags!r})")
+    out: list[str] = []
+    for t in tags:
+        if not isinstance(t, str) or not t.strip() or "," in t or "\x00" in t:
+            raise InvalidValue(f"bad tag {t!r}: tags are non-empty strings without ',' or NUL")
+        t = t.strip()
+        if t not in out:
+            out.append(t)
+    return tuple(out)
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """A JSON-serialisable dict with string keys, at most 64 KiB as JSON."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidValue(f"metadata must be a dict, not {type(metadata).__name__}")
+    try:
+        text = json.dumps(metadata)
+    except (TypeError, ValueError) as e:
+        raise InvalidValue(f"metadata is not JSON-serialisable: {e}") from e
+    if len(text.encode()) > MAX_META_BYTES:
+        raise TooLarge(f"metadata is {len(text)} bytes as JSON; the limit is {MAX_META_BYTES}")
+    return json.loads(text)
+
+
+def check_description(description: str | None) -> str | None:
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        raise InvalidValue(f"description must be a string, not {type(description).__name__}")
+    if len(description.encode("utf-8", "surrogateescape")) > MAX_META_BYTES:
+        raise TooLarge(f"description is over {MAX_META_BYTES} bytes")
+    return description
+
+
+class Store:
+    """Versioned files of experiments over a Catalog (metadata) and Blobs (bytes). Thread-safe."""
+
+    def __init__(self, root: str, catalog: Catalog, blobs: Blobs, staging: Staging, state: str = "local"):
+        self.root = root
+        self.catalog = catalog
+        self.blobs = blobs
+        self.staging = staging
+        self._state = state
+        self._ids = Snowflake(catalog.claim_node)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> Store:
+        """Open (creating if needed) the embedded store in folder `root`: SQLite catalog + local blobs."""
+        root = os.path.abspath(os.fspath(root))
+        internal = os.path.join(root, INTERNAL)
+        try:
+            os.makedirs(internal, exist_ok=True)
+            if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+                raise PermissionError(f"no read/write access to {root}")
+            catalog = SqliteCatalog(internal)
+        except OSError as e:
+            raise Unavailable(f"cannot open the store at {root}: {e.strerror or e}") from e
+        return cls(root, catalog, LocalBlobs(root), Staging(os.path.join(internal, "staging")))
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _path(path: str) -> str:
+        return paths.check_path(path)
+
+    @staticmethod
+    def _new_path(path: str, is_file: bool) -> str:
+        """A path something is about to be created at: valid, not reserved, files inside an experiment."""
+        p = paths.check_path(path)
+        if p == "":
+            raise InvalidPath("the store root cannot be written")
+        parts = p.split("/")
+        if parts[0] == INTERNAL:
+            raise InvalidPath(f"{INTERNAL!r} is reserved for the store's own files")
+        for part in parts:
+            if part in paths.RESERVED:
+                raise InvalidPath(f"{part!r} is a reserved name")
+        if is_file and len(parts) <= paths.EXPERIMENT_DEPTH:
+            raise NotPermitted(
+                f"{p!r}: files live inside an experiment (namespace/project/experiment/...)"
+            )
+        return p
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _commit_file(
+        self, path: str, file: str, sha256: str, size: int, description: str | None,
+        tags: tuple[str, ...], metadata: dict[str, Any], content_type: str | None,
+        mtime: float | None, mode: int | None,
+    ) -> Version:
+        """Steps 2 and 3 of the commit: move the staged bytes to their key, then insert the row."""
+        try:
+            if mode is None:
+                prev = self.catalog.latest(path)
+                mode = prev.mode if prev else FILE_MODE
+            vid = self._ids.next()
+            now = time.time()
+            key = blob_key(path, vid)
+            try:
+                self.blobs.commit(key, file)
+            except OSError as e:
+                raise Unavailable(f"cannot store the bytes of {path!r}: {e.strerror or e}") from e
+            v = Version(
+                id=vid, path=path, size=size, sha256=sha256,
+                content_type=content_type or content_type_of(paths.split(path)[1]),
+                description=description, tags=tags, metadata=metadata, created_at=now, updated_at=now,
+                mtime=now if mtime is None else mtime, mode=mode, state=self._state, key=key,
+            )
+            try:
+                self.catalog.insert_version(v)
+            except BaseException:
+                self.blobs.delete(key)
+                raise
+            return v
+        finally:
+            Staging.remove(file)
+
+    def _prepare(self, path: str, description: str | None, tags: Iterable[str] | None,
+                 metadata: dict[str, Any] | None) -> tuple[str, str | None, tuple[str, ...], dict[str, Any]]:
+        """Check everything about a put before any byte is written."""
+        p = self._new_path(path, is_file=True)
+        return p, check_description(description), check_tags(tags), check_metadata(metadata)
+
+    def put_bytes(self, path: str, data: bytes | bytearray | memoryview, *, description: str | None = None,
+                  tags: Iterable[str] | None = None, metadata: dict[str, Any] | None = None,
+                  content_type: str | None = None, mtime: float | None = None, mode: int | None = None) -> Version:
+        """Store `data` as the newest version of `path`."""
+        p, d, t, m = self._prepare(path, description, tags, metadata)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidValue(f"data must be bytes, not {type(data).__name__}")
+        mv = memoryview(data).cast("B")
+        file = self.staging.new_file(paths.split(p)[1])
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                write_all(fd)(mv)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            Staging.remove(file)
+            raise Unavailable(f"cannot stage {p!r}: {e.strerror or e}") from e
+        sha = hashlib.sha256(mv).hexdigest()
+        return self._commit_file(p, file, sha, mv.nbytes, d, t, m, content_type, mtime, mode)
+
+    def put_stream(self, path: str, stream: BinaryIO, *, progress: Callable[[int], None] | None = None,
+                   description: str | None = None, tags: Iterable[str] | None = None,
+                   metadata: dict[str, Any] | None = None, content_type: str | None = None,
+                   mtime: float | None = None, mode: int | None = None) -> Version:
+        """Store everything read from `stream` (read once, hashed as it streams in)."""
+        p, d, t, m = self._prepare(path, description, tags, metadata)
+        readinto = getattr(stream, "readinto", None)
+        if readinto is None:
+            def readinto(mv: memoryview) -> int:
+                chunk = stream.read(len(mv))
+                mv[: len(chunk)] = chunk
+                return len(chunk)
+        file = self.staging.new_file(paths.split(p)[1])
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                h, size = copy_hashing(readinto, write_all(fd), progress)
+            finally:
+                os.close(fd)
+        except BaseException as e:
+            Staging.remove(file)
+            if isinstance(e, OSError) and not isinstance(e, StoreError):
+                raise Unavailable(f"cannot stage {p!r}: {e.strerror or e}") from e
+            raise
+        return self._commit_file(p, file, h.hexdigest(), size, d, t, m, content_type, mtime, mode)
+
+    def put_file(self, path: str, src: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
+                 description: str | None = None, tags: Iterable[str] | None = None,
+                 metadata: dict[str, Any] | None = None, content_type: str | None = None,
+                 mtime: float | None = None, mode: int | None = None) -> Version:
+        """Store the local file `src` (read once; SHA-256 computed while it is copied)."""
+        self._prepare(path, description, tags, metadata)
+        src = os.fspath(src)
+        if os.path.isdir(src):
+            raise IsADirectory(f"source {src!r} is a directory, not a file")
+        try:
+            f = open(src, "rb", buffering=0)
+        except FileNotFoundError as e:
+            raise NotFound(f"source file not found: {src}") from e
+        except OSError as e:
+            raise Unavailable(f"cannot read {src}: {e.strerror or e}") from e
+        with f:
+            if os.fstat(f.fileno()).st_size < CHUNK:
+                return self.put_bytes(path, f.read(), description=description, tags=tags, metadata=metadata,
+                                      content_type=content_type, mtime=mtime, mode=mode)
+            return self.put_stream(path, f, progress=progress, description=description, tags=tags,
+                                   metadata=metadata, content_type=content_type, mtime=mtime, mode=mode)
+
+    def open_writer(self, path: str, *, description: str | None = None, tags: Iterable[str] | None = None,
+                    metadata: dict[str, Any] | None = None, content_type: str | None = None,
+                    mtime: float | None = None, mode: int | None = None) -> Writer:
+        """A file object whose bytes become a version on close (discarded on an exception in `with`)."""
+        p, d, t, m = self._prepare(path, description, tags, metadata)
+        staged = Staged(self.staging, paths.split(p)[1])
+        return Writer(staged, lambda st: self._commit_staged(p, st, d, t, m, content_type, mtime, mode))
+
+    def stage(self, base: Version | None = None, name: str | None = None) -> Staged:
+        """A private writable staging file, starting as a (lazy) copy of `base` if given."""
+        opener = (lambda: self.open_version(base), base.size) if base is not None else None
+        return Staged(self.staging, name or (base.name if base else "staged"), opener)
+
+    def commit(self, path: str, staged: Staged, *, description: str | None = _UNSET,
+               tags: Iterable[str] | None = _UNSET, metadata: dict[str, Any] | None = _UNSET,
+               content_type: str | None = None, mtime: float | None = None, mode: int | None = None) -> Version:
+        """Make a staged file the newest version of `path`; omitted description/tags/metadata carry over
+        from the previous version (a rewrite through the mount keeps the file's xattrs)."""
+        try:
+            p = self._new_path(path, is_file=True)
+            prev = None
+            if _UNSET in (description, tags, metadata):
+                prev = self.catalog.latest(p)
+            d = check_description(prev.description if prev else None) if description is _UNSET else check_description(description)
+            t = (prev.tags if prev else ()) if tags is _UNSET else check_tags(tags)
+            m = (prev.metadata if prev else {}) if metadata is _UNSET else check_metadata(metadata)
+        except BaseException:
+            staged.discard()
+            raise
+        return self._commit_staged(p, staged, d, t, m, content_type, mtime, mode)
+
+    def _commit_staged(self, p: str, staged: Staged, d: str | None, t: tuple[str, ...], m: dict[str, Any],
+                       content_type: str | None, mtime: float | None, mode: int | None) -> Version:
+        try:
+            sha, size = staged.finish()
+        except BaseException:
+            staged.discard()
+            raise
+        return self._commit_file(p, staged.path, sha, size, d, t, m, content_type, mtime, mode)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def latest(self, path: str) -> Version:
+        p = self._path(path)
+        v = self.catalog.latest(p)
+        if v is None:
+            if self.catalog.get_dir(p) is not None:
+                raise IsADirectory(f"{p!r} is a directory")
+            raise NotFound(f"no file {p!r}")
+        return v
+
+    def get_version(self, vid: int | str) -> Version:
+        try:
+            n = int(vid)
+        except (TypeError, ValueError):
+            raise NotFound(f"{vid!r} is not a file id") from None
+        v = self.catalog.get_version(n)
+        if v is None or v.deleted:
+            raise NotFound(f"no file with id {vid}")
+        return v
+
+    def history(self, path: str) -> list[Version]:
+        p = self._path(path)
+        h = self.catalog.history(p)
+        if not h:
+            self.latest(p)  # raises the right error
+        return h
+
+    def open_version(self, v: Version) -> BinaryIO:
+        return self.blobs.open(v.key)
+
+    def read_bytes(self, v: Version) -> bytes:
+        with self.open_version(v) as f:
+            return f.read()
+
+    def local_file(self, v: Version) -> str | None:
+        return self.blobs.local_path(v.key)
+
+    def stat(self, path: str) -> Version | Dir:
+        p = self._path(path)
+        v = self.catalog.latest(p)
+        if v is not None:
+            return v
+        d = self.catalog.get_dir(p)
+        if d is None:
+            raise NotFound(f"no such file or directory {p!r}")
+        return d
+
+    def listdir(self, path: str, after: str | None = None, limit: int = 1000) -> list[Entry]:
+        p = self._path(path)
+        entries = self.catalog.listdir(p, after, limit)
+        if not entries and self.catalog.get_dir(p) is None:
+            if self.catalog.latest(p) is not None:
+                raise NotADirectory(f"{p!r} is a file")
+            raise NotFound(f"no directory {p!r}")
+        return entries
+
+    def list(self, under: str = "", pattern: str | None = None, tags: Iterable[str] | None = None) -> list[Version]:
+        top = self._path(under)
+        want = set(check_tags(tags))
+        out = []
+        for v in self.catalog.iter_files(top):
+            if pattern is not None and not globs.match(pattern, paths.relative_to(v.path, top)):
+                continue
+            if want and not want.issubset(v.tags):
+                continue
+            out.append(v)
+        return out
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def update(self, vid: int | str, *, description: str | None = _UNSET, tags: Iterable[str] | None = _UNSET,
+               metadata: dict[str, Any] | None = _UNSET) -> Version:
+        v = self.get_version(vid)
+        fields: dict[str, Any] = {}
+        if description is not _UNSET:
+            fields["description"] = check_description(description)
+        if tags is not _UNSET:
+            fields["tags"] = check_tags(tags)
+        if metadata is not _UNSET:
+            fields["metadata"] = check_metadata(metadata)
+        return self.catalog.update_version(v.id, fields, time.time())
+
+    def set_attrs(self, path: str, mtime: float | None = None, mode: int | None = None) -> None:
+        p = self._path(path)
+        v = self.catalog.latest(p)
+        if v is not None:
+            fields = {k: val for k, val in (("mtime", mtime), ("mode", mode)) if val is not None}
+            if fields:
+                self.catalog.update_version(v.id, fields, time.time())
+        elif self.catalog.get_dir(p) is not None:
+            self.catalog.set_dir_attrs(p, mtime, mode)
+        else:
+            raise NotFound(f"no such file or directory {p!r}")
+
+    def delete(self, path: str) -> None:
+        self.catalog.delete_path(self._path(path), time.time())
+
+    def delete_version(self, vid: int | str) -> None:
+        self.catalog.delete_version(self.get_version(vid).id, time.time())
+
+    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
+        self.catalog.mkdir(self._new_path(path, is_file=False), time.time(), parents, exist_ok)
+
+    def rmdir(self, path: str) -> None:
+        self.catalog.rmdir(self._path(path))
+
+    def rename(self, src: str, dst: str, replace: bool = True) -> None:
+        s = self._path(src)
+        kind = self.stat(s)
+        if isinstance(kind, Version):
+            self.catalog.rename_file(s, self._new_path(dst, is_file=True), self._ids.next(), time.time(), replace)
+        else:
+            self.catalog.rename_dir(s, self._new_path(dst, is_file=False), time.time(), replace)
+
+    def gc(self) -> int:
+        """Reclaim the bytes that only deleted versions reference; returns bytes freed."""
+        keys = self.catalog.dead_keys()
+        freed = sum(self.blobs.delete(k) for k in keys)
+        self.catalog.forget_keys(keys)
+        return freed
+
+    def statvfs(self) -> os.statvfs_result:
+        """Capacity of the disk holding the store (for statfs)."""
+        return os.statvfs(self.root)
