@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 CHUNK = 4 << 20
+INLINE = 64 << 10
 DEPTH = 4
 
 
@@ -17,6 +18,7 @@ def copy_hashing(
     write: Callable[[memoryview], object],
     progress: Callable[[int], None] | None = None,
     h: hashlib._Hash | None = None,
+    size_hint: int | None = None,
 ) -> tuple[hashlib._Hash, int]:
     """Copy everything `readinto` yields to `write`, reading each byte once; return (sha256, size).
 
@@ -24,6 +26,16 @@ def copy_hashing(
     GIL), so on two cores the copy costs little more than the hash alone.
     """
     h = h or hashlib.sha256()
+    if size_hint is not None and size_hint < CHUNK:  # small: one buffer, no thread
+        mv = memoryview(bytearray(max(size_hint, 1 << 16)))
+        total = 0
+        while n := readinto(mv):
+            h.update(mv[:n])
+            write(mv[:n])
+            total += n
+            if progress is not None:
+                progress(n)
+        return h, total
     bufs = [bytearray(CHUNK) for _ in range(DEPTH)]
     free = threading.Semaphore(DEPTH)
     todo: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
@@ -93,6 +105,9 @@ class BackgroundHasher:
 
     def feed(self, data: bytes | memoryview) -> None:
         if self._thread is None:
+            if len(data) < INLINE:  # small writes: hashing inline is cheaper than a thread
+                self._h.update(data)
+                return
             self._thread = threading.Thread(target=self._run, name="mldashfs-hash", daemon=True)
             self._thread.start()
         self._todo.put(data)

@@ -1,6 +1,6 @@
 """The staging area: private files where bytes are written and hashed before they become a version.
 
-Crash points: a staging folder is named `{pid}-{random}`; one whose process is gone is removed
+Crash points: a staging file is named `{pid}-{random}{ext}`; one whose process is gone is removed
 when a store is opened. Nothing in staging is visible to readers: a version exists only once its
 bytes are at their blob key and its catalog row is committed (see store.py).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Callable
 from typing import BinaryIO
@@ -40,24 +39,23 @@ class Staging:
         for entry in os.listdir(self.folder):
             pid = entry.split("-", 1)[0]
             if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-                shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
+                try:
+                    os.unlink(os.path.join(self.folder, entry))
+                except OSError:
+                    pass
 
     def new_file(self, name: str) -> str:
-        """A fresh path `{folder}/{pid}-{random}/{name}` (the name keeps its extension for encoders)."""
-        d = os.path.join(self.folder, f"{os.getpid()}-{secrets.token_hex(8)}")
-        os.mkdir(d)
-        return os.path.join(d, name)
+        """A fresh path `{folder}/{pid}-{random}{ext}`; it keeps the name's extension for encoders."""
+        ext = os.path.splitext(name)[1]
+        ext = ext if len(ext) <= 32 else ""
+        return os.path.join(self.folder, f"{os.getpid()}-{secrets.token_hex(8)}{ext}")
 
     @staticmethod
     def remove(file: str) -> None:
-        """Drop a staged file (if still there) and its folder."""
+        """Drop a staged file if it is still there."""
         try:
             os.unlink(file)
         except FileNotFoundError:
-            pass
-        try:
-            os.rmdir(os.path.dirname(file))
-        except OSError:
             pass
 
 
@@ -92,7 +90,7 @@ class Staged:
         opener, _ = self._base
         self._base = None
         with opener() as src:
-            h, n = copy_hashing(src.readinto, write_all(self.fd))  # type: ignore[arg-type]
+            h, n = copy_hashing(src.readinto, write_all(self.fd), size_hint=self._size)  # type: ignore[arg-type]
         self._hasher = BackgroundHasher(h)
         self._hashed = self._size = n
 
@@ -107,7 +105,10 @@ class Staged:
             self._materialize()
             n = os.pwrite(self.fd, data, offset)
             if self._sequential and offset == self._hashed:
-                self._hasher.feed(data if n == len(data) else memoryview(data)[:n])
+                # The hash runs later on another thread: keep an immutable copy, since callers
+                # (torch.save, BufferedWriter) reuse their buffer as soon as write() returns.
+                chunk = data if isinstance(data, bytes) else bytes(data)
+                self._hasher.feed(chunk if n == len(chunk) else chunk[:n])
                 self._hashed += n
             else:
                 self._sequential = False
@@ -188,7 +189,8 @@ class Writer(io.RawIOBase):
 
     @property
     def fspath(self) -> str:
-        """A real path to write through (for encoders that need one); makes commit re-hash."""
+        """A real path (with the file's extension) to write through for encoders that need one; makes
+        commit re-hash."""
         self._staged.mark_external()
         return self._staged.path
 

@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; errors become one line on stderr and a non-zero exit status."""
-    args = build_parser().parse_args(argv)
+    from .mount_commands import helper_argv
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(helper_argv(argv) or argv)
     if getattr(args, "store", None) is None:
         args.store = default_store()
     try:

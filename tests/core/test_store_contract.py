@@ -75,7 +75,7 @@ def test_writer_discards_on_exception_and_through_fspath(store: Store) -> None:
     with pytest.raises(errors.NotFound):
         store.latest(f"{E}/half.bin")
     with store.open_writer(f"{E}/via-path.txt") as w:
-        assert w.fspath.endswith("/via-path.txt")
+        assert w.fspath.endswith(".txt")
         Path(w.fspath).write_bytes(b"written by a tool")
     assert store.read_bytes(w.version) == b"written by a tool"
     assert w.version.sha256 == hashlib.sha256(b"written by a tool").hexdigest()

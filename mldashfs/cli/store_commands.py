@@ -1,0 +1,273 @@
+"""The store commands of `mldashfs`: ls, versions, get, put, tag and describe.
+
+Each command opens the store at `--store`, makes one or a few Store calls and prints an
+aligned table (or `--json`, the SDK's result dicts). Bad input raises the core's StoreError
+types before anything is stored; `main` turns them into one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
+from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
+from ..records import Entry, Version
+from ..store import Store
+from .fetch import fetch_verified
+from .progress import progress_bar
+from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, version_json
+
+PAGE = 1000
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the store commands to the `mldashfs` subparsers; `common` carries --store."""
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument(
+        "--json", action="store_true", help="print JSON (the SDK's result dicts) instead of a table"
+    )
+    parents = [common, out]
+
+    p = sub.add_parser(
+        "ls", parents=parents, help="list a directory of the store (the root lists namespaces)"
+    )
+    p.add_argument("path", nargs="?", default="", metavar="NS/PROJECT/EXP[/PREFIX]")
+    p.add_argument("-r", "--recursive", action="store_true", help="list every file below PATH")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("versions", parents=parents, help="the history of one file, oldest first")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("get", parents=parents, help="copy a file (newest or --id) out, verified by SHA-256")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("dest", metavar="DEST", help="a file, or a directory to copy into under the file's name")
+    p.add_argument("--id", help="a version id (default: the newest version)")
+    p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("put", parents=parents, help="store a local file as a new version")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("path", metavar="PATH", help="where to store it; ending in '/' means into that folder")
+    p.add_argument("--tag", action="append", default=[], metavar="T", help="a tag (repeatable)")
+    p.add_argument(
+        "--meta", action="append", default=[], metavar="K=V", help="metadata; V is JSON if it parses"
+    )
+    p.add_argument("--description", metavar="D")
+    p.set_defaults(func=cmd_put)
+
+    p = sub.add_parser("tag", parents=parents, help="show or change the tags of a version (no new version)")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--id", help="a version id (default: the newest version)")
+    p.add_argument("--add", action="append", default=[], metavar="T", help="add a tag (repeatable)")
+    p.add_argument("--remove", action="append", default=[], metavar="T", help="remove a tag (repeatable)")
+    p.add_argument("--set", metavar="T,T", help="replace all tags (comma-separated; '' clears)")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("describe", parents=parents, help="set the description of a version ('' clears)")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--id", help="a version id (default: the newest version)")
+    p.set_defaults(func=cmd_describe)
+
+
+def open_store(args: argparse.Namespace, create: bool = False) -> Store:
+    """The store at --store; only `put` may create one, so a mistyped path is an error, not a new store."""
+    if not create and not os.path.isdir(args.store):
+        raise NotFound(f"no store at {args.store} (use --store or $ML_DASH_STORE)")
+    return Store.open(args.store)
+
+
+def resolve(store: Store, path: str, version_id: str | None) -> Version:
+    """The newest version of `path`, or version `version_id`, which must belong to `path`."""
+    if version_id is None:
+        return store.latest(path)
+    if not version_id.isdigit():
+        raise InvalidValue(f"--id must be a decimal version id, not {version_id!r}")
+    v = store.get_version(int(version_id))
+    if v.path != path or v.deleted:
+        raise NotFound(f"{path} has no version {version_id}")
+    return v
+
+
+def file_path(path: str) -> str:
+    """A checked store path that can hold a file: namespace/project/experiment/[prefix/]filename."""
+    p = check_path(path)
+    if depth(p) <= EXPERIMENT_DEPTH:
+        raise InvalidPath(
+            f"{path!r} is not a file path: files live at namespace/project/experiment/[prefix/]name"
+        )
+    return p
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """List a directory (files with size, mtime and id), one file, or with -r every file below."""
+    path = check_path(args.path)
+    with open_store(args) as store:
+        node = store.stat(path)
+        if isinstance(node, Version):
+            versions, top = [node], node.dir
+        elif args.recursive:
+            versions, top = store.list(path), path
+        else:
+            return _print_entries(path, list(_entries(store, path)), args.json)
+    if args.json:
+        emit_json([version_json(v) for v in versions])
+    else:
+        rows = [
+            [relative_to(v.path, top), human_size(v.size), local_time(v.mtime), v.id_str] for v in versions
+        ]
+        print(render(["PATH" if args.recursive else "NAME", "SIZE", "MODIFIED", "ID"], rows, right=["SIZE"]))
+    return 0
+
+
+def _entries(store: Store, path: str) -> Iterator[Entry]:
+    """Every child of a directory, reading the listing page by page."""
+    after: str | None = None
+    while True:
+        page = store.listdir(path, after=after, limit=PAGE)
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1].name
+
+
+def _print_entries(path: str, entries: list[Entry], as_json: bool) -> int:
+    """Print a directory listing: sub-directories (with a trailing '/') and files."""
+    if as_json:
+        emit_json(
+            [
+                version_json(e.version)
+                if e.version is not None
+                else dir_json(join(path, e.name), e.name, _dir_mtime(e))
+                for e in entries
+            ]
+        )
+        return 0
+    rows = []
+    for e in entries:
+        if e.version is not None:
+            rows.append([e.name, human_size(e.version.size), local_time(e.version.mtime), e.version.id_str])
+        else:
+            rows.append([e.name + "/", "-", local_time(_dir_mtime(e)), ""])
+    print(render(["NAME", "SIZE", "MODIFIED", "ID"], rows, right=["SIZE"]))
+    return 0
+
+
+def _dir_mtime(e: Entry) -> float:
+    """A directory entry's mtime (0 when the listing carries no Dir record)."""
+    return e.dir.mtime if e.dir is not None else 0.0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    """Print the history of one file: id, size, short sha256, created time and tags, oldest first."""
+    path = file_path(args.path)
+    with open_store(args) as store:
+        node = store.stat(path)
+        if not isinstance(node, Version):
+            raise IsADirectory(f"{path} is a directory; `versions` takes a file")
+        history = store.history(path)
+    if args.json:
+        emit_json([version_json(v) for v in history])
+        return 0
+    rows = [
+        [v.id_str, human_size(v.size), short_sha(v.sha256), local_time(v.created_at), ",".join(v.tags)]
+        for v in history
+    ]
+    print(render(["ID", "SIZE", "SHA256", "CREATED", "TAGS"], rows, right=["SIZE"]))
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """Copy the newest version (or --id) of a file to DEST, verified against its SHA-256."""
+    path = file_path(args.path)
+    with open_store(args) as store:
+        v = resolve(store, path, args.id)
+        with progress_bar(v.size, v.name) as progress:
+            written = fetch_verified(store, v, args.dest, progress)
+    if args.json:
+        emit_json(version_json(v, dest=written))
+    else:
+        print(f"{written}: {v.path} id {v.id_str}, {human_size(v.size)}, sha256 {short_sha(v.sha256)}")
+    return 0
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    """Store SRC at PATH (PATH ending in '/' means SRC's name inside that folder) as a new version."""
+    if not os.path.exists(args.src):
+        raise NotFound(f"no such file: {args.src}")
+    if os.path.isdir(args.src):
+        raise IsADirectory(f"{args.src} is a directory; `put` takes a file")
+    target = join(args.path, os.path.basename(args.src)) if args.path.endswith("/") else args.path
+    path = file_path(target)
+    metadata = parse_meta(args.meta)
+    tags = check_tags(args.tag)
+    with open_store(args, create=True) as store:
+        with progress_bar(os.path.getsize(args.src), os.path.basename(path)) as progress:
+            v = store.put_file(
+                path, args.src, progress=progress, description=args.description, tags=tags, metadata=metadata
+            )
+    if args.json:
+        emit_json(version_json(v))
+    else:
+        print(f"{v.path}: id {v.id_str}, {human_size(v.size)}, sha256 {short_sha(v.sha256)}")
+    return 0
+
+
+def parse_meta(items: list[str]) -> dict[str, Any]:
+    """`--meta K=V` pairs as a dict; V is parsed as JSON when it parses (50, true, [1,2]), else kept as text."""
+    metadata: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidValue(f"--meta expects KEY=VALUE, got {item!r}")
+        try:
+            metadata[key.strip()] = json.loads(raw)
+        except ValueError:
+            metadata[key.strip()] = raw
+    return metadata
+
+
+def check_tags(tags: list[str]) -> list[str]:
+    """Tags in order without repeats; each must be non-empty and free of ',' (the xattr separator)."""
+    out: list[str] = []
+    for t in tags:
+        t = t.strip()
+        if not t or "," in t:
+            raise InvalidValue(f"a tag must be non-empty and contain no ',': {t!r}")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """Show a version's tags, or change them in place: --set replaces, then --add, then --remove."""
+    path = file_path(args.path)
+    with open_store(args) as store:
+        v = resolve(store, path, args.id)
+        if args.set is not None or args.add or args.remove:
+            base = list(v.tags) if args.set is None else [t for t in args.set.split(",") if t.strip()]
+            removed = set(check_tags(args.remove))
+            tags = [t for t in check_tags(base + args.add) if t not in removed]
+            v = store.update(v.id, tags=tags)
+    if args.json:
+        emit_json(version_json(v))
+    else:
+        print(f"{v.path} id {v.id_str}: {', '.join(v.tags) if v.tags else '(no tags)'}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """Set (or with '' clear) the description of a version in place; no new version is made."""
+    path = file_path(args.path)
+    with open_store(args) as store:
+        v = resolve(store, path, args.id)
+        v = store.update(v.id, description=args.text or None)
+    if args.json:
+        emit_json(version_json(v))
+    else:
+        print(f"{v.path} id {v.id_str}: {v.description or '(no description)'}")
+    return 0

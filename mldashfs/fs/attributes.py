@@ -1,0 +1,60 @@
+"""`EntryAttributes` for files, directories and `.versions` entries, built in one place."""
+
+from __future__ import annotations
+
+import stat
+
+import pyfuse3
+
+from ..records import Dir, Version
+
+#: Kernel entry/attribute cache time (s). With the daemon's own attribute cache of the same
+#: length, a change made by another process (the SDK) is visible in the mount within 2 s.
+TIMEOUT = 1.0
+VISIBILITY_DELAY = 2 * TIMEOUT
+BLOCK_SIZE = 1 << 20
+
+
+def _ns(t: float) -> int:
+    return int(t * 1_000_000_000)
+
+
+def make(
+    ino: int,
+    *,
+    is_dir: bool,
+    size: int,
+    mtime: float,
+    mode: int,
+    uid: int,
+    gid: int,
+    ctime: float | None = None,
+) -> pyfuse3.EntryAttributes:
+    """Attributes with the mount's owner, 1 MiB block size and short kernel cache times."""
+    a = pyfuse3.EntryAttributes()
+    a.st_ino = ino
+    a.generation = 0
+    a.entry_timeout = TIMEOUT
+    a.attr_timeout = TIMEOUT
+    a.st_mode = (stat.S_IFDIR if is_dir else stat.S_IFREG) | (mode & 0o7777)
+    a.st_nlink = 2 if is_dir else 1
+    a.st_uid = uid
+    a.st_gid = gid
+    a.st_rdev = 0
+    a.st_size = size
+    a.st_blksize = BLOCK_SIZE
+    a.st_blocks = (size + 511) // 512
+    a.st_atime_ns = a.st_mtime_ns = _ns(mtime)
+    a.st_ctime_ns = _ns(ctime if ctime is not None else mtime)
+    return a
+
+
+def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False) -> pyfuse3.EntryAttributes:
+    """Attributes of a stored version or directory; `read_only` for the `.versions` view."""
+    if isinstance(obj, Dir):
+        mode = 0o555 if read_only else obj.mode
+        return make(ino, is_dir=True, size=0, mtime=obj.mtime, mode=mode, uid=uid, gid=gid)
+    mode = 0o444 if read_only else obj.mode
+    return make(ino, is_dir=False, size=obj.size, mtime=obj.mtime, mode=mode, uid=uid, gid=gid,
+                ctime=max(obj.updated_at, obj.mtime))
+

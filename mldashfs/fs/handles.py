@@ -1,0 +1,120 @@
+"""Open file handles: readers pinned to one version, writers holding a private staged copy.
+
+A writer's bytes become a version when it is committed (on the close that follows a write, or on
+release for a create/truncate that wrote nothing); until then nobody else sees them. Every change
+of a writer's state happens under its `lock`, so a commit never races a write of the same handle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import trio
+
+from ..records import Version
+from ..staging import Staged
+from ..store import Store
+from .page_cache import CacheMode
+
+
+class ReadHandle:
+    """Reads one immutable version (or nothing, for a file created elsewhere and not committed yet)."""
+
+    def __init__(self, ino: int, store: Store, version: Version | None, cache: CacheMode) -> None:
+        self.ino = ino
+        self.version = version
+        self.cache = cache
+        self._fd = -1
+        self._file: BinaryIO | None = None
+        self._lock = threading.Lock()
+        if version is not None:
+            local = store.local_file(version)
+            if local is not None:
+                self._fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                self._file = store.open_version(version)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes at `offset` (blocking: call it off the trio loop)."""
+        if self._fd >= 0:
+            return os.pread(self._fd, size, offset)
+        if self._file is None:
+            return b""
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(size)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass(eq=False)
+class WriteHandle:
+    """One open-for-write of one inode: the staged bytes plus xattr/attr changes made meanwhile."""
+
+    ino: int
+    base: Version | None
+    cache: CacheMode
+    created: bool = False  # the path had no version when this handle created it
+    pending: bool = False  # created or truncated: commit even if nothing is written
+    staged: Staged | None = None
+    changes: dict[str, Any] = field(default_factory=dict)  # description/tags/metadata for the commit
+    attrs: dict[str, Any] = field(default_factory=dict)  # mtime/mode for the commit
+    mtime: float = 0.0
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+    @property
+    def uncommitted(self) -> bool:
+        """True if a commit now would make a new version."""
+        return self.pending or (self.staged is not None and self.staged.dirty)
+
+    def size(self) -> int:
+        if self.staged is not None:
+            return self.staged.size
+        return self.base.size if self.base is not None else 0
+
+
+class HandleTable:
+    """File handle numbers -> open handles, and the writers open on each inode."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self.handles: dict[int, ReadHandle | WriteHandle] = {}
+        self.writers: dict[int, list[WriteHandle]] = {}
+
+    def add(self, handle: ReadHandle | WriteHandle) -> int:
+        fh = next(self._numbers)
+        self.handles[fh] = handle
+        if isinstance(handle, WriteHandle):
+            self.writers.setdefault(handle.ino, []).append(handle)
+        return fh
+
+    def pop(self, fh: int) -> ReadHandle | WriteHandle:
+        handle = self.handles.pop(fh)
+        if isinstance(handle, WriteHandle):
+            ws = self.writers[handle.ino]
+            ws.remove(handle)
+            if not ws:
+                del self.writers[handle.ino]
+        return handle
+
+    def writer(self, ino: int) -> WriteHandle | None:
+        """The most recently opened writer of `ino`, if any."""
+        ws = self.writers.get(ino)
+        return ws[-1] if ws else None
+
+    def uncommitted_writer(self, ino: int) -> WriteHandle | None:
+        """The newest writer of `ino` whose bytes are not a version yet."""
+        for w in reversed(self.writers.get(ino, [])):
+            if w.uncommitted:
+                return w
+        return None

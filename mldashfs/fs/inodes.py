@@ -1,0 +1,108 @@
+"""The inode <-> store path table: stable inode numbers per path while the daemon runs.
+
+Invariants (kept by synchronous methods only, so no `await` can split an update):
+- one path has at most one inode and one inode at most one path (`paths` and `inodes` mirror);
+- an inode whose path was unlinked or replaced is *detached*: it keeps its last attributes for
+  the kernel's remaining lookups and open handles, and is dropped when its lookup count is 0;
+- inode numbers are never reused, so the FUSE generation number can stay 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyfuse3
+
+from ..paths import is_below, relative_to
+
+
+@dataclass
+class Node:
+    """What the daemon knows about one inode: its path, lookup count and cached attributes."""
+
+    ino: int
+    path: str | None
+    lookups: int = 0
+    attrs: pyfuse3.EntryAttributes | None = None
+    attrs_until: float = 0.0
+
+
+class InodeTable:
+    """Maps store paths to inode numbers and back, with lookup counts and a short attribute cache."""
+
+    def __init__(self, root: str, attr_ttl: float) -> None:
+        self.attr_ttl = attr_ttl
+        self._next = pyfuse3.ROOT_INODE + 1
+        self.nodes: dict[int, Node] = {pyfuse3.ROOT_INODE: Node(pyfuse3.ROOT_INODE, root, lookups=1)}
+        self.inodes: dict[str, int] = {root: pyfuse3.ROOT_INODE}
+
+    def path(self, ino: int) -> str | None:
+        """The path of `ino`, or None if it is detached or unknown."""
+        node = self.nodes.get(ino)
+        return node.path if node else None
+
+    def ino(self, path: str) -> int:
+        """The inode of `path`, allocating one the first time the path is seen."""
+        ino = self.inodes.get(path)
+        if ino is None:
+            ino = self._next
+            self._next += 1
+            self.nodes[ino] = Node(ino, path)
+            self.inodes[path] = ino
+        return ino
+
+    def looked_up(self, ino: int) -> None:
+        """The kernel now holds one more reference to `ino` (lookup, create, mkdir, readdirplus)."""
+        self.nodes[ino].lookups += 1
+
+    def forget(self, ino: int, n: int) -> None:
+        """The kernel dropped `n` references; a node nobody references is removed from the table."""
+        node = self.nodes.get(ino)
+        if node is None or ino == pyfuse3.ROOT_INODE:
+            return
+        node.lookups -= n
+        if node.lookups <= 0:
+            del self.nodes[ino]
+            if node.path is not None and self.inodes.get(node.path) == ino:
+                del self.inodes[node.path]
+
+    def cached(self, ino: int) -> pyfuse3.EntryAttributes | None:
+        """Attributes cached for `ino` within the last `attr_ttl` seconds (detached nodes: always)."""
+        node = self.nodes.get(ino)
+        if node is None or node.attrs is None:
+            return None
+        if node.path is None or time.monotonic() < node.attrs_until:
+            return node.attrs
+        return None
+
+    def remember(self, ino: int, attrs: pyfuse3.EntryAttributes) -> None:
+        """Cache the attributes just sent to the kernel for `ino`."""
+        node = self.nodes.get(ino)
+        if node is not None:
+            node.attrs = attrs
+            node.attrs_until = time.monotonic() + self.attr_ttl
+
+    def invalidate(self, ino: int) -> None:
+        """Drop the cached attributes of `ino` (its file changed)."""
+        node = self.nodes.get(ino)
+        if node is not None:
+            node.attrs_until = 0.0
+
+    def detach(self, path: str) -> None:
+        """`path` and everything below it are gone: their inodes keep living without a path."""
+        for p in [p for p in self.inodes if is_below(p, path)]:
+            node = self.nodes[self.inodes.pop(p)]
+            node.path = None
+
+    def move(self, src: str, dst: str) -> None:
+        """`src` (and everything below it) is now `dst`; whatever was at `dst` is detached first."""
+        self.detach(dst)
+        moved = [p for p in self.inodes if is_below(p, src)]
+        for p in moved:
+            ino = self.inodes.pop(p)
+            rel = relative_to(p, src)
+            new = f"{dst}/{rel}" if rel else dst
+            self.inodes[new] = ino
+            self.nodes[ino].path = new
+            self.nodes[ino].attrs_until = 0.0
