@@ -61,11 +61,11 @@ class Version:
         return str(self.id)
 
     def to_dict(self) -> dict[str, Any]:
-        """The SDK's result dict (ids as decimal strings, times as ISO-8601 UTC)."""
+        """The SDK's result dict (ids as decimal strings, times as ISO-8601 UTC; `path` is the folder)."""
         return {
             "id": self.id_str,
             "filename": self.name,
-            "path": "/".join(self.path.split("/")[EXPERIMENT_DEPTH:]),
+            "path": "/" + self.prefix,  # the folder, as ml-dash 0.11 reports it ("/models", "/")
             "prefix": self.prefix,
             "experiment": self.experiment,
             "sizeBytes": self.size,

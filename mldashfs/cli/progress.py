@@ -6,8 +6,6 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-from tqdm import tqdm
-
 #: Transfers smaller than this finish too fast for a bar to help.
 MIN_BYTES = 4 * 1024 * 1024
 
@@ -18,6 +16,8 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[[int], None] | None
     if total < MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
+    from tqdm import tqdm  # imported only when a bar is shown: it costs every command ~35 ms
+
     with tqdm(
         total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False
     ) as bar:

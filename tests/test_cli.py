@@ -1,0 +1,285 @@
+"""The store commands of the `mldashfs` console script, run for real as a user would (subprocesses)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mldashfs.store import Store
+
+EXP = "alice/cv/resnet"
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """A scratch folder holding the store (`store/`) and local files; removed even on failure."""
+    d = Path(tempfile.mkdtemp(prefix="mldashfs-cli-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def cli(work: Path, *args: str, rc: int = 0, store: bool = True, **kw) -> subprocess.CompletedProcess[str]:
+    """Run `python -m mldashfs.cli ARGS` in `work` (with --store work/store) and check its exit status."""
+    env = {k: v for k, v in os.environ.items() if k != "ML_DASH_STORE"}
+    env.update(kw.pop("env", {}))
+    argv = [*args, "--store", str(work / "store")] if store else list(args)
+    done = subprocess.run(
+        [sys.executable, "-m", "mldashfs.cli", *argv],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,
+    )
+    assert done.returncode == rc, f"exit {done.returncode}, stdout={done.stdout!r} stderr={done.stderr!r}"
+    return done
+
+
+def as_json(done: subprocess.CompletedProcess[str]):
+    return json.loads(done.stdout)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The single stderr line of a failed command, checked to mention each of `words`."""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mldashfs: "), done.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def stored_paths(work: Path) -> list[str]:
+    """Every file path in the test store (none when the store was never made)."""
+    if not (work / "store").exists():
+        return []
+    with Store.open(str(work / "store")) as store:
+        return [v.path for v in store.list("")]
+
+
+def test_put_ls_versions_get(work: Path) -> None:
+    one, two = b"weights v1\n", b"weights v2, longer\n"
+    src = write(work / "best.pt", one)
+    put = as_json(
+        cli(
+            work,
+            "put",
+            str(src),
+            f"{EXP}/models/best.pt",
+            "--json",
+            "--tag",
+            "best",
+            "--tag",
+            "v1",
+            "--description",
+            "first try",
+            "--meta",
+            "epoch=50",
+            "--meta",
+            "note=plain text",
+            "--meta",
+            'opt={"lr": 0.001}',
+        )
+    )
+    assert put["path"] == "models/best.pt" and put["experiment"] == EXP
+    assert put["sizeBytes"] == len(one) and put["checksum"] == sha(one)
+    assert put["tags"] == ["best", "v1"] and put["description"] == "first try"
+    assert put["metadata"] == {"epoch": 50, "note": "plain text", "opt": {"lr": 0.001}}
+    write(src, two)
+    second = cli(work, "put", str(src), f"{EXP}/models/best.pt").stdout
+    assert f"{EXP}/models/best.pt" in second and sha(two)[:12] in second
+
+    root = cli(work, "ls").stdout.splitlines()
+    assert root[0].split() == ["NAME", "SIZE", "MODIFIED", "ID"] and root[1].startswith("alice/")
+    exp = cli(work, "ls", EXP).stdout
+    assert "models/" in exp
+    listing = cli(work, "ls", f"{EXP}/models").stdout.splitlines()
+    assert len(listing) == 2 and listing[1].split()[0] == "best.pt" and f"{len(two)} B" in listing[1]
+    rows = as_json(cli(work, "ls", f"{EXP}/models", "--json"))
+    assert [(r["type"], r["filename"], r["checksum"]) for r in rows] == [("file", "best.pt", sha(two))]
+    assert listing[1].split()[-1] == rows[0]["id"]
+    dirs = as_json(cli(work, "ls", EXP, "--json"))
+    assert [(d["type"], d["name"], d["path"]) for d in dirs] == [("directory", "models", f"{EXP}/models")]
+    deep = cli(work, "ls", "-r", "alice").stdout.splitlines()
+    assert deep[0].split()[0] == "PATH" and deep[1].split()[0] == "cv/resnet/models/best.pt"
+
+    history = as_json(cli(work, "versions", f"{EXP}/models/best.pt", "--json"))
+    assert [h["checksum"] for h in history] == [sha(one), sha(two)]
+    assert int(history[0]["id"]) < int(history[1]["id"])
+    table = cli(work, "versions", f"{EXP}/models/best.pt").stdout.splitlines()
+    assert table[0].split() == ["ID", "SIZE", "SHA256", "CREATED", "TAGS"]
+    assert (
+        table[1].split()[0] == history[0]["id"] and sha(one)[:12] in table[1] and table[1].endswith("best,v1")
+    )
+
+    out = work / "out"
+    out.mkdir()
+    got = cli(work, "get", f"{EXP}/models/best.pt", str(out)).stdout
+    assert (out / "best.pt").read_bytes() == two and str(out / "best.pt") in got
+    old = as_json(
+        cli(work, "get", f"{EXP}/models/best.pt", "--id", history[0]["id"], str(out / "v1.pt"), "--json")
+    )
+    assert (out / "v1.pt").read_bytes() == one and old["dest"] == str(out / "v1.pt")
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "v1.pt"]
+
+
+def test_put_into_folder_and_store_from_environment(work: Path) -> None:
+    src = write(work / "config.json", b'{"lr": 0.1}')
+    cli(work, "put", str(src), f"{EXP}/configs/", store=False, env={"ML_DASH_STORE": str(work / "store")})
+    assert stored_paths(work) == [f"{EXP}/configs/config.json"]
+    cli(work, "put", str(src), f"{EXP}/c.json", store=False)
+    with Store.open(str(work / ".ml-dash")) as default:
+        assert [v.path for v in default.list("")] == [f"{EXP}/c.json"]
+
+
+def test_tag_and_describe_change_the_version_in_place(work: Path) -> None:
+    src = write(work / "a.txt", b"a")
+    path = f"{EXP}/a.txt"
+    first = as_json(cli(work, "put", str(src), path, "--json", "--tag", "x"))
+    cli(work, "put", str(src), path)
+    newest = as_json(cli(work, "tag", path, "--add", "best", "--add", "keep", "--json"))
+    assert newest["tags"] == ["best", "keep"] and newest["id"] != first["id"]
+    shown = cli(work, "tag", path, "--remove", "keep").stdout
+    assert shown.strip().endswith(": best")
+    old = as_json(cli(work, "tag", path, "--id", first["id"], "--set", "a,b", "--add", "c", "--json"))
+    assert old["id"] == first["id"] and old["tags"] == ["a", "b", "c"]
+    assert cli(work, "tag", path, "--id", first["id"], "--set", "").stdout.strip().endswith("(no tags)")
+    described = as_json(cli(work, "describe", path, "baseline run", "--json"))
+    assert described["description"] == "baseline run" and described["id"] == newest["id"]
+    assert "(no description)" in cli(work, "describe", path, "--id", first["id"], "").stdout
+    history = as_json(cli(work, "versions", path, "--json"))
+    assert [(h["id"], h["tags"], h["description"]) for h in history] == [
+        (first["id"], [], None),
+        (newest["id"], ["best"], "baseline run"),
+    ]
+
+
+def test_bad_input_is_one_line_and_stores_nothing(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    one_error_line(cli(work, "ls", rc=1), "no store")
+    one_error_line(cli(work, "put", str(work / "missing.bin"), f"{EXP}/m.bin", rc=1), "missing.bin")
+    one_error_line(cli(work, "put", str(src), "alice/cv", rc=1), "alice/cv")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/../w.bin", rc=1), "..")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/w.bin", "--meta", "epoch", rc=1), "--meta", "epoch")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/w.bin", "--tag", "a,b", rc=1), "a,b")
+    one_error_line(cli(work, "put", str(work), f"{EXP}/w.bin", rc=1), "directory")
+    assert stored_paths(work) == []
+
+    cli(work, "put", str(src), f"{EXP}/w.bin")
+    one_error_line(cli(work, "get", f"{EXP}/w.bin", "--id", "12345", str(work / "x"), rc=1), "12345")
+    one_error_line(cli(work, "get", f"{EXP}/w.bin", "--id", "latest", str(work / "x"), rc=1), "latest")
+    one_error_line(cli(work, "get", f"{EXP}/nope.bin", str(work / "x"), rc=1))
+    one_error_line(
+        cli(work, "get", f"{EXP}/w.bin", str(work / "no" / "such" / "dir"), rc=1), "no such directory"
+    )
+    one_error_line(cli(work, "versions", f"{EXP}/nope.bin", rc=1))
+    one_error_line(cli(work, "ls", f"{EXP}/nope", rc=1))
+    one_error_line(cli(work, "tag", f"{EXP}/w.bin", "--id", "999", "--add", "t", rc=1), "999")
+    assert not (work / "x").exists()
+    assert stored_paths(work) == [f"{EXP}/w.bin"]
+
+
+def test_get_refuses_bytes_that_do_not_match_their_checksum(work: Path) -> None:
+    src = write(work / "model.pt", b"good bytes")
+    cli(work, "put", str(src), f"{EXP}/model.pt")
+    with Store.open(str(work / "store")) as store:
+        blob = store.local_file(store.latest(f"{EXP}/model.pt"))
+    assert blob is not None
+    os.chmod(blob, 0o644)
+    Path(blob).write_bytes(b"evil bytes")
+    out = work / "out"
+    out.mkdir()
+    one_error_line(cli(work, "get", f"{EXP}/model.pt", str(out), rc=1), "model.pt", "nothing written")
+    assert list(out.iterdir()) == []
+
+
+def test_progress_bar_only_on_a_terminal(work: Path) -> None:
+    src = write(work / "big.bin", os.urandom(6 << 20))
+    quiet = cli(work, "put", str(src), f"{EXP}/big.bin")
+    assert quiet.stderr == ""
+    primary, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a real terminal's size
+    seen: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "ML_DASH_STORE"}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mldashfs.cli",
+                "get",
+                f"{EXP}/big.bin",
+                str(work / "copy.bin"),
+                "--store",
+                str(work / "store"),
+            ],
+            cwd=work,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=60,
+        )
+    finally:
+        os.close(secondary)
+        reader.join(timeout=10)
+        os.close(primary)
+    assert done.returncode == 0
+    assert (work / "copy.bin").read_bytes() == src.read_bytes()
+    assert b"big.bin" in b"".join(seen) and b"%|" in b"".join(seen)
+
+
+def test_one_store_two_doors(work: Path) -> None:
+    from ml_dash import Experiment
+
+    data = os.urandom(100_000)
+    src = write(work / "best.pt", data)
+    put = as_json(cli(work, "put", str(src), f"{EXP}/models/", "--json", "--tag", "best"))
+    with Store.open(str(work / "store")) as store:
+        v = store.latest(f"{EXP}/models/best.pt")
+        assert (v.id_str, v.sha256, store.read_bytes(v)) == (put["id"], sha(data), data)
+    with Experiment(prefix=EXP, local_path=str(work / "store")).run as exp:
+        assert exp.files("models/best.pt").read_bytes() == data
+        listed = exp.files("models").list()
+        assert [(r["id"], r["checksum"], r["tags"]) for r in listed] == [(put["id"], sha(data), ["best"])]
+        saved = exp.files("configs").save_json({"lr": 0.001}, to="config.json")
+    shown = as_json(cli(work, "versions", f"{EXP}/configs/config.json", "--json"))
+    assert [(s["id"], s["checksum"]) for s in shown] == [(saved["id"], saved["checksum"])]
+    cli(work, "get", f"{EXP}/configs/config.json", str(work))
+    assert json.loads((work / "config.json").read_text()) == {"lr": 0.001}
