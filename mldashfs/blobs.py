@@ -26,6 +26,10 @@ class Blobs(ABC):
         """Make the complete staging file `staged_file` the blob `key` (it is consumed)."""
 
     @abstractmethod
+    def commit_bytes(self, key: str, data: memoryview) -> None:
+        """Make `data` the blob `key` (small saves skip the staging file)."""
+
+    @abstractmethod
     def open(self, key: str) -> BinaryIO:
         """A seekable binary reader of a blob."""
 

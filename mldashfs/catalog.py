@@ -22,10 +22,12 @@ class Catalog(ABC):
         """Lease a snowflake node number no other live process using this catalog holds."""
 
     @abstractmethod
-    def insert_version(self, v: Version) -> None:
+    def insert_version(self, v: Version, inherit_mode: bool = False) -> Version:
         """Add a committed version as the newest of its path, creating implied parent directories.
 
-        Raises IsADirectory if the path is a directory, NotADirectory if an ancestor is a file.
+        With `inherit_mode` the version takes the mode of the path's previous newest version (if any).
+        Returns the version as stored. Raises IsADirectory if the path is a directory,
+        NotADirectory if an ancestor is a file.
         """
 
     @abstractmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import queue
 import threading
@@ -67,6 +68,51 @@ def copy_hashing(
         todo.put(None)
         t.join()
     return h, total
+
+
+def copy_file_hashing(
+    src_fd: int,
+    write: Callable[[memoryview], object],
+    progress: Callable[[int], None] | None = None,
+    h: hashlib._Hash | None = None,
+) -> tuple[hashlib._Hash, int]:
+    """Copy a regular file to `write` through one read-only mapping: this thread writes each slice
+    while a second thread hashes it, so the bytes are read once and copied once (by the kernel).
+
+    Falls back to `copy_hashing` for files that cannot be mapped (empty, pipes, procfs).
+    """
+    size = os.fstat(src_fd).st_size
+    try:
+        m = mmap.mmap(src_fd, size, prot=mmap.PROT_READ) if size else None
+    except (OSError, ValueError):
+        m = None
+    if m is None:
+        f = os.fdopen(os.dup(src_fd), "rb", buffering=0)
+        with f:
+            return copy_hashing(f.readinto, write, progress, h, size_hint=size)  # type: ignore[arg-type]
+    h = h or hashlib.sha256()
+    m.madvise(mmap.MADV_SEQUENTIAL)
+    mv = memoryview(m)
+    slices = [mv[off : off + CHUNK] for off in range(0, size, CHUNK)]
+
+    def hasher() -> None:
+        for piece in slices:
+            h.update(piece)
+
+    t = threading.Thread(target=hasher, name="mldashfs-hash", daemon=True)
+    t.start()
+    try:
+        for piece in slices:
+            write(piece)
+            if progress is not None:
+                progress(len(piece))
+    finally:
+        t.join()
+        for piece in slices:
+            piece.release()
+        mv.release()
+        m.close()
+    return h, size
 
 
 def write_all(fd: int) -> Callable[[memoryview], None]:

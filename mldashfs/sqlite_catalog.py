@@ -9,6 +9,7 @@ Invariants kept here (each write method is one IMMEDIATE transaction, so they ho
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -315,13 +316,27 @@ class SqliteCatalog(Catalog):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def insert_version(self, v: Version) -> None:
+    def insert_version(self, v: Version, inherit_mode: bool = False) -> Version:
+        parent, name = split(v.path)
         with self._tx() as c:
-            if c.execute("SELECT 1 FROM dirs WHERE path=?", (v.path,)).fetchone():
-                raise IsADirectory(f"{v.path!r} is a directory")
-            self._ensure_parents(c, v.path, v.created_at)
+            prev = c.execute(
+                "SELECT v.mode FROM files f JOIN versions v ON v.id=f.latest WHERE f.path=?", (v.path,)
+            ).fetchone()
+            if prev is None:
+                dirs = {r[0] for r in c.execute("SELECT path FROM dirs WHERE path IN (?, ?)", (v.path, parent))}
+                if v.path in dirs:
+                    raise IsADirectory(f"{v.path!r} is a directory")
+                if parent and parent not in dirs:
+                    self._ensure_parents(c, v.path, v.created_at)
+            elif inherit_mode:
+                v = dataclasses.replace(v, mode=prev[0])
             self._insert(c, v)
-            self._set_latest(c, v.path, v.id, v.created_at)
+            if prev is None:
+                c.execute("INSERT INTO files(path, parent, name, latest) VALUES (?,?,?,?)", (v.path, parent, name, v.id))
+                self._touch(c, parent, v.created_at)
+            else:
+                c.execute("UPDATE files SET latest=? WHERE path=? AND latest<?", (v.id, v.path, v.id))
+        return v
 
     def update_version(self, vid: int, fields: dict[str, Any], now: float) -> Version:
         allowed = {"description", "tags", "metadata", "mtime", "mode", "state"}

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from .hashing import BackgroundHasher, copy_hashing, hash_fd, write_all
+from .hashing import BackgroundHasher, copy_file_hashing, hash_fd, write_all
 
 
 def _alive(pid: int) -> bool:
@@ -90,7 +90,7 @@ class Staged:
         opener, _ = self._base
         self._base = None
         with opener() as src:
-            h, n = copy_hashing(src.readinto, write_all(self.fd), size_hint=self._size)  # type: ignore[arg-type]
+            h, n = copy_file_hashing(src.fileno(), write_all(self.fd))
         self._hasher = BackgroundHasher(h)
         self._hashed = self._size = n
 

@@ -31,7 +31,7 @@ from .errors import (
     TooLarge,
     Unavailable,
 )
-from .hashing import CHUNK, copy_hashing, write_all
+from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake
 from .local_blobs import LocalBlobs
 from .records import FILE_MODE, Dir, Entry, Version
@@ -164,34 +164,34 @@ class Store:
     # -- writing -----------------------------------------------------------------------------
 
     def _commit_file(
-        self, path: str, file: str, sha256: str, size: int, description: str | None,
+        self, path: str, place: Callable[[str], None], sha256: str, size: int, description: str | None,
         tags: tuple[str, ...], metadata: dict[str, Any], content_type: str | None,
         mtime: float | None, mode: int | None,
     ) -> Version:
-        """Steps 2 and 3 of the commit: move the staged bytes to their key, then insert the row."""
+        """Steps 2 and 3 of the commit: `place` puts the complete bytes at their key, then the row goes in."""
+        vid = self._ids.next()
+        now = time.time()
+        key = blob_key(path, vid)
         try:
-            if mode is None:
-                prev = self.catalog.latest(path)
-                mode = prev.mode if prev else FILE_MODE
-            vid = self._ids.next()
-            now = time.time()
-            key = blob_key(path, vid)
-            try:
-                self.blobs.commit(key, file)
-            except OSError as e:
-                raise Unavailable(f"cannot store the bytes of {path!r}: {e.strerror or e}") from e
-            v = Version(
-                id=vid, path=path, size=size, sha256=sha256,
-                content_type=content_type or content_type_of(paths.split(path)[1]),
-                description=description, tags=tags, metadata=metadata, created_at=now, updated_at=now,
-                mtime=now if mtime is None else mtime, mode=mode, state=self._state, key=key,
-            )
-            try:
-                self.catalog.insert_version(v)
-            except BaseException:
-                self.blobs.delete(key)
-                raise
-            return v
+            place(key)
+        except OSError as e:
+            raise Unavailable(f"cannot store the bytes of {path!r}: {e.strerror or e}") from e
+        v = Version(
+            id=vid, path=path, size=size, sha256=sha256,
+            content_type=content_type or content_type_of(paths.split(path)[1]),
+            description=description, tags=tags, metadata=metadata, created_at=now, updated_at=now,
+            mtime=now if mtime is None else mtime, mode=FILE_MODE if mode is None else mode,
+            state=self._state, key=key,
+        )
+        try:
+            return self.catalog.insert_version(v, inherit_mode=mode is None)
+        except BaseException:
+            self.blobs.delete(key)
+            raise
+
+    def _commit_staged_file(self, path: str, file: str, sha256: str, size: int, *args: Any) -> Version:
+        try:
+            return self._commit_file(path, lambda key: self.blobs.commit(key, file), sha256, size, *args)
         finally:
             Staging.remove(file)
 
@@ -209,18 +209,26 @@ class Store:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidValue(f"data must be bytes, not {type(data).__name__}")
         mv = memoryview(data).cast("B")
+        sha = hashlib.sha256(mv).hexdigest()
+        return self._commit_file(p, lambda key: self.blobs.commit_bytes(key, mv), sha, mv.nbytes,
+                                 d, t, m, content_type, mtime, mode)
+
+    def _stage_copy(self, p: str, copy: Callable[[Callable[[memoryview], None]], tuple[Any, int]]
+                    ) -> tuple[str, str, int]:
+        """Run `copy(write)` into a fresh staging file; returns (file, sha256 hex, size)."""
         file = self.staging.new_file(paths.split(p)[1])
         try:
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                write_all(fd)(mv)
+                h, size = copy(write_all(fd))
             finally:
                 os.close(fd)
-        except OSError as e:
+        except BaseException as e:
             Staging.remove(file)
-            raise Unavailable(f"cannot stage {p!r}: {e.strerror or e}") from e
-        sha = hashlib.sha256(mv).hexdigest()
-        return self._commit_file(p, file, sha, mv.nbytes, d, t, m, content_type, mtime, mode)
+            if isinstance(e, OSError) and not isinstance(e, StoreError):
+                raise Unavailable(f"cannot stage {p!r}: {e.strerror or e}") from e
+            raise
+        return file, h.hexdigest(), size
 
     def put_stream(self, path: str, stream: BinaryIO, *, progress: Callable[[int], None] | None = None,
                    description: str | None = None, tags: Iterable[str] | None = None,
@@ -234,26 +242,15 @@ class Store:
                 chunk = stream.read(len(mv))
                 mv[: len(chunk)] = chunk
                 return len(chunk)
-        file = self.staging.new_file(paths.split(p)[1])
-        try:
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                h, size = copy_hashing(readinto, write_all(fd), progress)
-            finally:
-                os.close(fd)
-        except BaseException as e:
-            Staging.remove(file)
-            if isinstance(e, OSError) and not isinstance(e, StoreError):
-                raise Unavailable(f"cannot stage {p!r}: {e.strerror or e}") from e
-            raise
-        return self._commit_file(p, file, h.hexdigest(), size, d, t, m, content_type, mtime, mode)
+        file, sha, size = self._stage_copy(p, lambda write: copy_hashing(readinto, write, progress))
+        return self._commit_staged_file(p, file, sha, size, d, t, m, content_type, mtime, mode)
 
     def put_file(self, path: str, src: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
                  description: str | None = None, tags: Iterable[str] | None = None,
                  metadata: dict[str, Any] | None = None, content_type: str | None = None,
                  mtime: float | None = None, mode: int | None = None) -> Version:
-        """Store the local file `src` (read once; SHA-256 computed while it is copied)."""
-        self._prepare(path, description, tags, metadata)
+        """Store the local file `src` (read once, through a mapping; SHA-256 computed while it is copied)."""
+        p, d, t, m = self._prepare(path, description, tags, metadata)
         src = os.fspath(src)
         if os.path.isdir(src):
             raise IsADirectory(f"source {src!r} is a directory, not a file")
@@ -265,10 +262,14 @@ class Store:
             raise Unavailable(f"cannot read {src}: {e.strerror or e}") from e
         with f:
             if os.fstat(f.fileno()).st_size < CHUNK:
-                return self.put_bytes(path, f.read(), description=description, tags=tags, metadata=metadata,
-                                      content_type=content_type, mtime=mtime, mode=mode)
-            return self.put_stream(path, f, progress=progress, description=description, tags=tags,
-                                   metadata=metadata, content_type=content_type, mtime=mtime, mode=mode)
+                data = f.read()
+                if progress is not None:
+                    progress(len(data))
+                return self._commit_file(p, lambda key: self.blobs.commit_bytes(key, memoryview(data)),
+                                         hashlib.sha256(data).hexdigest(), len(data), d, t, m, content_type,
+                                         mtime, mode)
+            file, sha, size = self._stage_copy(p, lambda write: copy_file_hashing(f.fileno(), write, progress))
+        return self._commit_staged_file(p, file, sha, size, d, t, m, content_type, mtime, mode)
 
     def open_writer(self, path: str, *, description: str | None = None, tags: Iterable[str] | None = None,
                     metadata: dict[str, Any] | None = None, content_type: str | None = None,
@@ -308,7 +309,7 @@ class Store:
         except BaseException:
             staged.discard()
             raise
-        return self._commit_file(p, staged.path, sha, size, d, t, m, content_type, mtime, mode)
+        return self._commit_staged_file(p, staged.path, sha, size, d, t, m, content_type, mtime, mode)
 
     # -- reading -----------------------------------------------------------------------------
 

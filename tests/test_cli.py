@@ -105,7 +105,7 @@ def test_put_ls_versions_get(work: Path) -> None:
             'opt={"lr": 0.001}',
         )
     )
-    assert put["path"] == "models/best.pt" and put["experiment"] == EXP
+    assert (put["path"], put["filename"], put["experiment"]) == ("/models", "best.pt", EXP)
     assert put["sizeBytes"] == len(one) and put["checksum"] == sha(one)
     assert put["tags"] == ["best", "v1"] and put["description"] == "first try"
     assert put["metadata"] == {"epoch": 50, "note": "plain text", "opt": {"lr": 0.001}}
