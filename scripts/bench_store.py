@@ -71,6 +71,7 @@ owner, project, name = "bench", "store", "exp"
 if mode == "upload":
     shutil.rmtree(root, ignore_errors=True)
     with Experiment(prefix=f"{owner}/{project}/{name}", dash_root=root).run as exp:
+        os.sync()
         t = time.perf_counter()
         exp.files("data").upload(arg)
         seconds = time.perf_counter() - t
@@ -224,7 +225,9 @@ def warm(path: Path) -> None:
 
 
 def timed(fn: Any) -> float:
-    """Wall-clock seconds of one call."""
+    """Wall-clock seconds of one call, started with no dirty pages left by the previous contender
+    (otherwise the kernel's writeback throttling charges one contender for another's writes)."""
+    os.sync()
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
