@@ -47,6 +47,10 @@ def helper_argv(argv: list[str]) -> list[str] | None:
 
     mount.fuse3 runs `mldashfs SOURCE MOUNTPOINT -o OPTIONS` for `mount -t fuse.mldashfs` and
     /etc/fstab; SOURCE is the store folder unless `store=` is given. Returns None for other calls.
+    mount(8) runs helpers with PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,
+    so `mldashfs` must be installed (or linked) there. An /etc/fstab line:
+
+        /srv/ml-store  /mnt/resnet  fuse.mldashfs  experiment=alice/cv/resnet,log_file=/var/log/mldashfs.log,nofail  0 0
     """
     positional = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "-o")]
     if len(positional) != 2 or "-o" not in argv or argv[0] in ("mount", "umount"):

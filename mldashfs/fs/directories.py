@@ -7,7 +7,6 @@ back (seekdir) starts again from the beginning. The `.versions` views are small 
 
 from __future__ import annotations
 
-from ..errors import NotFound
 from ..records import Dir, Version
 from ..store import Store
 from .versions_view import child, parse
@@ -17,7 +16,11 @@ Row = tuple[str, Version | Dir | None]
 
 
 class DirHandle:
-    """One opendir of one path; `extra` names files created through the mount but not committed yet."""
+    """One opendir of one path; `extra` names files created through the mount but not committed yet.
+
+    An extra name is listed after the stored ones unless a page of the listing already held it
+    (its commit landed before that page was read), so a file is never listed twice or missed.
+    """
 
     def __init__(self, path: str, rows: list[Row] | None, extra: list[Row]) -> None:
         self.path = path
@@ -67,14 +70,6 @@ class DirHandle:
             self._start += len(self._page)
             self._page = [(e.name, e.version if e.version is not None else e.dir) for e in entries]
             self._done = len(entries) < PAGE
-        if self._done:
-            self._extra = [(name, None) for name, _ in self._extra if not _exists(store, child(self.path, name))]
+            listed = {e.name for e in entries}
+            self._extra = [row for row in self._extra if row[0] not in listed]
         return self.cached_rows(index) or []
-
-
-def _exists(store: Store, path: str) -> bool:
-    try:
-        store.stat(path)
-    except NotFound:
-        return False
-    return True

@@ -67,6 +67,7 @@ class WriteHandle:
     created: bool = False  # the path had no version when this handle created it
     pending: bool = False  # created or truncated: commit even if nothing is written
     staged: Staged | None = None
+    copied: bool = False  # the staged file holds its base's bytes (no lazy copy left to make)
     changes: dict[str, Any] = field(default_factory=dict)  # description/tags/metadata for the commit
     attrs: dict[str, Any] = field(default_factory=dict)  # mtime/mode for the commit
     mtime: float = 0.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyfuse3
 
-from ..paths import is_below, relative_to
+from ..paths import split
 
 
 @dataclass
@@ -36,6 +36,7 @@ class InodeTable:
         self._next = pyfuse3.ROOT_INODE + 1
         self.nodes: dict[int, Node] = {pyfuse3.ROOT_INODE: Node(pyfuse3.ROOT_INODE, root, lookups=1)}
         self.inodes: dict[str, int] = {root: pyfuse3.ROOT_INODE}
+        self._children: dict[str, set[str]] = {}  # parent path -> paths below it that have an inode
 
     def path(self, ino: int) -> str | None:
         """The path of `ino`, or None if it is detached or unknown."""
@@ -48,9 +49,33 @@ class InodeTable:
         if ino is None:
             ino = self._next
             self._next += 1
-            self.nodes[ino] = Node(ino, path)
-            self.inodes[path] = ino
+            self._add(path, ino)
         return ino
+
+    def _add(self, path: str, ino: int) -> None:
+        self.nodes.setdefault(ino, Node(ino, path)).path = path
+        self.inodes[path] = ino
+        self._children.setdefault(split(path)[0], set()).add(path)
+
+    def _remove(self, path: str) -> int:
+        ino = self.inodes.pop(path)
+        parent = split(path)[0]
+        kids = self._children.get(parent)
+        if kids is not None:
+            kids.discard(path)
+            if not kids:
+                del self._children[parent]
+        return ino
+
+    def _subtree(self, path: str) -> list[str]:
+        """`path` and every path below it that has an inode (walks the children index, not the table)."""
+        out, todo = [], [path]
+        while todo:
+            p = todo.pop()
+            if p in self.inodes:
+                out.append(p)
+            todo.extend(self._children.get(p, ()))
+        return out
 
     def looked_up(self, ino: int) -> None:
         """The kernel now holds one more reference to `ino` (lookup, create, mkdir, readdirplus)."""
@@ -65,7 +90,7 @@ class InodeTable:
         if node.lookups <= 0:
             del self.nodes[ino]
             if node.path is not None and self.inodes.get(node.path) == ino:
-                del self.inodes[node.path]
+                self._remove(node.path)
 
     def cached(self, ino: int) -> pyfuse3.EntryAttributes | None:
         """Attributes cached for `ino` within the last `attr_ttl` seconds (detached nodes: always)."""
@@ -91,18 +116,13 @@ class InodeTable:
 
     def detach(self, path: str) -> None:
         """`path` and everything below it are gone: their inodes keep living without a path."""
-        for p in [p for p in self.inodes if is_below(p, path)]:
-            node = self.nodes[self.inodes.pop(p)]
-            node.path = None
+        for p in self._subtree(path):
+            self.nodes[self._remove(p)].path = None
 
     def move(self, src: str, dst: str) -> None:
         """`src` (and everything below it) is now `dst`; whatever was at `dst` is detached first."""
         self.detach(dst)
-        moved = [p for p in self.inodes if is_below(p, src)]
-        for p in moved:
-            ino = self.inodes.pop(p)
-            rel = relative_to(p, src)
-            new = f"{dst}/{rel}" if rel else dst
-            self.inodes[new] = ino
-            self.nodes[ino].path = new
+        for p in self._subtree(src):
+            ino = self._remove(p)
+            self._add(dst + p[len(src):], ino)
             self.nodes[ino].attrs_until = 0.0

@@ -5,13 +5,20 @@ versions. Invariant: the cached pages of an inode only ever hold the bytes of it
 version id, or one cached writer). A handle of the owner keeps the cache (`keep_cache`); any other
 handle opened while the owner still has open handles bypasses the cache (`direct_io`); otherwise
 the new handle becomes the owner and the kernel drops the old pages at open (`keep_cache=False`).
+
+A writer that opens with O_TRUNC makes the kernel cut the inode's size and pages at once, under
+every reader of the cache. So while a file is being rewritten (a writer is open, or was within
+`REWRITE_WINDOW` seconds) new readers use direct I/O, which reads their own version whole.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
 
 WRITER = -1  # owner id while a cached writer is open: its pages are not any committed version yet
+REWRITE_WINDOW = 2.0
 
 
 @dataclass
@@ -33,9 +40,16 @@ class PageCache:
 
     def __init__(self) -> None:
         self._owners: dict[int, _Owner] = {}
+        self._writers: Counter[int] = Counter()
+        self._written: dict[int, float] = {}  # ino -> when a writer last opened or closed
 
     def open(self, ino: int, version: int) -> CacheMode:
-        """A handle reading `version` (or WRITER) opens; returns its cache mode."""
+        """A handle reading `version`, or a writer (WRITER), opens; returns its cache mode."""
+        if version == WRITER:
+            self._writers[ino] += 1
+            self._written[ino] = time.monotonic()
+        elif self._writers[ino] or time.monotonic() - self._written.get(ino, -REWRITE_WINDOW) < REWRITE_WINDOW:
+            return CacheMode(keep_cache=False, direct_io=True)
         o = self._owners.setdefault(ino, _Owner())
         if o.version == version and version != WRITER:
             o.handles += 1
@@ -57,8 +71,13 @@ class PageCache:
         if o is not None and not mode.direct_io:
             o.version = WRITER
 
-    def close(self, ino: int, mode: CacheMode) -> None:
+    def close(self, ino: int, mode: CacheMode, writer: bool) -> None:
         """A handle opened with `mode` was released."""
+        if writer:
+            self._writers[ino] -= 1
+            if self._writers[ino] <= 0:
+                del self._writers[ino]
+            self._written[ino] = time.monotonic()
         o = self._owners.get(ino)
         if o is None or mode.direct_io:
             return
@@ -69,3 +88,4 @@ class PageCache:
     def forget(self, ino: int) -> None:
         """The inode is gone from the kernel: nothing of it is cached any more."""
         self._owners.pop(ino, None)
+        self._written.pop(ino, None)

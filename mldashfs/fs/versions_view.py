@@ -53,3 +53,11 @@ def parse(path: str) -> VersionsPath | None:
 def child(parent: str, name: str) -> str:
     """The path of `name` inside `parent` (works for the root '' too)."""
     return f"{parent}/{name}" if parent else name
+
+
+def parse_lenient(path: str) -> VersionsPath | None:
+    """`parse` that treats an impossible `.versions` path as a (missing) virtual one."""
+    try:
+        return parse(path)
+    except ValueError:
+        return VersionsPath(dir=path)

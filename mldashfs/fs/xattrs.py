@@ -2,8 +2,9 @@
 
 Read-only: user.mldash.{id,checksum,content_type,created_at,state}. Read-write:
 user.mldash.{tags,description,metadata}, aliases user.xdg.tags / user.xdg.comment, and any other
-user.<key> = metadata[<key>]. Setting a read-only name gives ENOTSUP (so `cp -a` and `rsync -X`
-skip it quietly); non-user namespaces read as ENODATA and refuse writes with ENOTSUP.
+user.<key> = metadata[<key>]. Setting a read-only name gives ENOTSUP; removing one is accepted and
+changes nothing (they describe the version, and `rsync -X` removes every listed name its source
+lacks). Non-user namespaces read as ENODATA and refuse writes with ENOTSUP.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from typing import Any
 
 from ..records import Version, iso
+from ..store import check_description, check_metadata, check_tags
 
 MAX_VALUE = 64 * 1024
 USER = "user."
@@ -70,22 +72,26 @@ def get(fields: dict[str, Any], version: Version | None, name: str) -> bytes:
 
 
 def names(fields: dict[str, Any], version: Version | None) -> list[bytes]:
-    """Every name listxattr shows: the read-only ones, the set editable ones, one per metadata key."""
+    """The names listxattr shows: the read-only ones, tags, description, one user.<key> per metadata key.
+
+    The aggregate user.mldash.metadata is readable by name but not listed: `rsync -X` prunes
+    listed names the source lacks, and removing the aggregate would clear every key.
+    """
     out = list(READ_ONLY) if version is not None else []
     if fields["tags"]:
         out.append(TAGS[0])
     if fields["description"] is not None:
         out.append(DESCRIPTION[0])
-    if fields["metadata"]:
-        out.append(METADATA)
-        out.extend(USER + k for k in fields["metadata"])
+    out.extend(USER + k for k in fields["metadata"])
     return [n.encode("utf-8", "surrogateescape") for n in out]
 
 
 def changed(fields: dict[str, Any], name: str, value: bytes | None) -> dict[str, Any]:
     """The field changes (for Store.update) that set `name` to `value`, or remove it if None."""
-    if not name.startswith(USER) or name in READ_ONLY:
+    if not name.startswith(USER) or (name in READ_ONLY and value is not None):
         raise XattrError(errno.ENOTSUP)
+    if name in READ_ONLY:
+        return {}
     if value is not None and len(value) > MAX_VALUE:
         raise XattrError(errno.E2BIG)
     try:
@@ -127,3 +133,12 @@ def fields_of(version: Version | None) -> dict[str, Any]:
         return {"tags": (), "description": None, "metadata": {}}
     return {"tags": version.tags, "description": version.description, "metadata": dict(version.metadata)}
 
+
+def check(changes: dict[str, Any]) -> None:
+    """Validate xattr changes kept for a later commit, so a bad value fails now (EINVAL/E2BIG)."""
+    if "description" in changes:
+        check_description(changes["description"])
+    if "tags" in changes:
+        check_tags(changes["tags"])
+    if "metadata" in changes:
+        check_metadata(changes["metadata"])

@@ -1,0 +1,68 @@
+"""The FUSE error boundary and the hop to worker threads, shared by every handler.
+
+Errors cross into the kernel in one place, `fuse_errors`: the core's StoreError subclasses and
+OSError become their errno, anything unexpected becomes EIO plus a log line with the traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+import trio
+
+from ..errors import AlreadyExists, NotEmpty, NotFound, StoreError
+from ..paths import check_name
+from . import xattrs
+
+log = logging.getLogger("mldashfs.fs")
+P = ParamSpec("P")
+#: Errors that are everyday answers (a lookup of a name to be created), logged at debug level only.
+EXPECTED = (NotFound, AlreadyExists, NotEmpty)
+R = TypeVar("R")
+
+
+def fuse_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The one error boundary: StoreError/OSError -> their errno, anything else -> EIO and a log line."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except StoreError as e:
+            level = logging.DEBUG if isinstance(e, EXPECTED) else logging.INFO
+            log.log(level, "%s: %s (%s)", fn.__name__, e, errno.errorcode.get(e.errno, e.errno))
+            raise pyfuse3.FUSEError(e.errno) from None
+        except xattrs.XattrError as e:
+            raise pyfuse3.FUSEError(e.errno) from None
+        except OSError as e:
+            log.warning("%s: %s", fn.__name__, e)
+            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
+        except Exception:
+            log.exception("%s failed unexpectedly", fn.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+async def run_blocking(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run a blocking call in a worker thread."""
+    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def decode_name(raw: bytes) -> str:
+    """A name from the kernel as a checked str (ENAMETOOLONG/EINVAL for bad ones)."""
+    return check_name(os.fsdecode(raw))
+
+
+def fail(code: int, why: str, *args: object) -> pyfuse3.FUSEError:
+    """A FUSEError for an operation mldashfs refuses, with the reason in the log."""
+    log.info(why, *args)
+    return pyfuse3.FUSEError(code)

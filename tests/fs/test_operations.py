@@ -1,0 +1,255 @@
+"""Operations-level tests: handler methods called directly over a tmp Store (no mount, fast)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+
+import pyfuse3
+import pytest
+
+from mldashfs.fs import directories
+from mldashfs.store import Store
+
+from .conftest import EXPERIMENT, Driver
+
+
+def test_root_is_the_experiment_and_files_written_become_versions(fs: Driver, store: Store) -> None:
+    root = fs("getattr", pyfuse3.ROOT_INODE, fs.ctx)
+    assert stat.S_ISDIR(root.st_mode)
+    assert fs.errno("lookup", pyfuse3.ROOT_INODE, b"missing.pt", fs.ctx) == errno.ENOENT
+    fs("mkdir", pyfuse3.ROOT_INODE, b"models", 0o755, fs.ctx)
+    fs.write_file("models/best.pt", b"weights-1")
+    fs.write_file("models/best.pt", b"weights-2")
+    v = store.latest(f"{EXPERIMENT}/models/best.pt")
+    assert store.read_bytes(v) == b"weights-2"
+    assert v.sha256 == hashlib.sha256(b"weights-2").hexdigest()
+    assert len(store.history(f"{EXPERIMENT}/models/best.pt")) == 2
+    attr = fs.lookup("models/best.pt")
+    assert stat.S_ISREG(attr.st_mode) and stat.S_IMODE(attr.st_mode) == 0o644
+    assert attr.st_size == 9 and attr.st_uid == os.getuid()
+    assert attr.st_ino == fs.ino("models/best.pt")  # stable per path
+    assert fs.read_file("models/best.pt") == b"weights-2"
+
+
+def test_whole_store_root_shows_namespaces_and_refuses_files_above_experiments(whole_fs: Driver, store: Store) -> None:
+    store.put_bytes("alice/cv/resnet/a.txt", b"a")
+    assert [n for n, _ in whole_fs.listdir("")] == ["alice"]
+    assert whole_fs.read_file("alice/cv/resnet/a.txt") == b"a"
+    parent = whole_fs.ino("alice/cv")
+    assert whole_fs.errno("create", parent, b"x.txt", stat.S_IFREG | 0o644, os.O_WRONLY, whole_fs.ctx) == errno.EPERM
+
+
+def test_open_without_truncate_appends_to_a_copy_and_readers_keep_their_version(fs: Driver, store: Store) -> None:
+    fs.write_file("log.txt", b"one\n")
+    reader = fs("open", fs.ino("log.txt"), os.O_RDONLY, fs.ctx).fh
+    fs.write_file("log.txt", b"two\n", flags=os.O_WRONLY | os.O_APPEND)
+    assert fs.read_file("log.txt") == b"one\ntwo\n"
+    assert fs("read", reader, 0, 100) == b"one\n"  # opened before the second version
+    fs("release", reader)
+    assert [store.read_bytes(v) for v in store.history(f"{EXPERIMENT}/log.txt")] == [b"one\n", b"one\ntwo\n"]
+
+
+def test_an_open_that_writes_nothing_makes_no_version_but_create_does(fs: Driver, store: Store) -> None:
+    fs.write_file("a.bin", b"x")
+    fh = fs("open", fs.ino("a.bin"), os.O_RDWR, fs.ctx).fh
+    assert fs("read", fh, 0, 10) == b"x"
+    fs("flush", fh)
+    fs("release", fh)
+    assert len(store.history(f"{EXPERIMENT}/a.bin")) == 1
+    fh, _ = fs.create("empty.bin")
+    fs("flush", fh)
+    fs("release", fh)
+    assert store.latest(f"{EXPERIMENT}/empty.bin").size == 0
+
+
+def test_a_file_being_created_is_visible_before_its_first_close(fs: Driver, store: Store) -> None:
+    fh, ino = fs.create("run.log")
+    fs("write", fh, 0, b"abc")
+    assert fs.lookup("run.log").st_size == 3
+    assert "run.log" in [n for n, _ in fs.listdir("")]
+    fs("flush", fh)
+    fs("write", fh, 3, b"def")  # after a close of a dup: a second version on the next close
+    fs("release", fh)
+    assert [store.read_bytes(v) for v in store.history(f"{EXPERIMENT}/run.log")] == [b"abc", b"abcdef"]
+
+
+def test_readdir_pages_through_many_entries_with_attributes(
+    fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(directories, "PAGE", 40)  # several Store pages with few files
+    names = [f"f{i:05d}.txt" for i in range(234)]
+    for n in names:
+        store.put_bytes(f"{EXPERIMENT}/many/{n}", n.encode())
+    listed = fs.listdir("many", batch=97)
+    assert [n for n, _ in listed] == names
+    assert all(a.st_size == len(n) and a.st_ino for n, a in listed)
+    assert fs.errno("opendir", fs.ino("many/f00000.txt"), fs.ctx) == errno.ENOTDIR
+
+
+def test_versions_view_lists_reads_and_removes_versions(fs: Driver, store: Store) -> None:
+    for data in (b"v1", b"v2", b"v3"):
+        fs.write_file("ckpt.pt", data)
+    ids = [v.id_str for v in store.history(f"{EXPERIMENT}/ckpt.pt")]
+    assert ".versions" not in [n for n, _ in fs.listdir("")]
+    assert [n for n, _ in fs.listdir(".versions")] == ["ckpt.pt"]
+    listed = fs.listdir(".versions/ckpt.pt")
+    assert [n for n, _ in listed] == ids
+    assert all(stat.S_IMODE(a.st_mode) == 0o444 for _, a in listed)
+    assert fs.read_file(f".versions/ckpt.pt/{ids[0]}") == b"v1"
+    version_ino = fs.ino(f".versions/ckpt.pt/{ids[0]}")
+    assert fs("getxattr", version_ino, b"user.mldash.id", fs.ctx) == ids[0].encode()
+    assert fs.errno("open", version_ino, os.O_WRONLY, fs.ctx) == errno.EROFS
+    fs("unlink", fs.ino(".versions/ckpt.pt"), ids[0].encode(), fs.ctx)
+    assert [v.id_str for v in store.history(f"{EXPERIMENT}/ckpt.pt")] == ids[1:]
+    assert fs.errno("lookup", fs.ino(".versions/ckpt.pt"), b"123", fs.ctx) == errno.ENOENT
+    assert fs.errno("lookup", fs.ino(".versions"), b"nothing.pt", fs.ctx) == errno.ENOENT
+
+
+def test_xattrs_map_to_tags_description_and_metadata(fs: Driver, store: Store) -> None:
+    fs.write_file("best.pt", b"w")
+    ino = fs.ino("best.pt")
+    v = store.latest(f"{EXPERIMENT}/best.pt")
+    assert fs("getxattr", ino, b"user.mldash.checksum", fs.ctx) == v.sha256.encode()
+    assert fs.errno("getxattr", ino, b"user.mldash.tags", fs.ctx) == errno.ENODATA
+    fs("setxattr", ino, b"user.mldash.tags", b"best, final", fs.ctx)
+    fs("setxattr", ino, b"user.xdg.comment", b"top-1 76%", fs.ctx)
+    fs("setxattr", ino, b"user.epoch", b"50", fs.ctx)
+    v2 = store.latest(f"{EXPERIMENT}/best.pt")
+    assert v2.id == v.id  # updated in place, no new version
+    assert v2.tags == ("best", "final") and v2.description == "top-1 76%" and v2.metadata == {"epoch": "50"}
+    assert fs("getxattr", ino, b"user.xdg.tags", fs.ctx) == b"best,final"
+    assert json.loads(fs("getxattr", ino, b"user.mldash.metadata", fs.ctx)) == {"epoch": "50"}
+    names = set(fs("listxattr", ino, fs.ctx))
+    assert {b"user.mldash.id", b"user.mldash.checksum", b"user.mldash.tags", b"user.mldash.description",
+            b"user.epoch"} <= names and b"user.mldash.metadata" not in names
+    fs("removexattr", ino, b"user.mldash.id", fs.ctx)  # accepted, changes nothing (rsync -X prunes so)
+    assert fs("getxattr", ino, b"user.mldash.id", fs.ctx) == v.id_str.encode()
+    fs("removexattr", ino, b"user.epoch", fs.ctx)
+    assert fs.errno("getxattr", ino, b"user.epoch", fs.ctx) == errno.ENODATA
+    assert fs.errno("removexattr", ino, b"user.epoch", fs.ctx) == errno.ENODATA
+    assert fs.errno("setxattr", ino, b"user.mldash.metadata", b"[1, 2]", fs.ctx) == errno.EINVAL
+    assert fs.errno("setxattr", ino, b"user.mldash.metadata", b"not json", fs.ctx) == errno.EINVAL
+    assert fs.errno("setxattr", ino, b"user.big", b"x" * (65 * 1024), fs.ctx) == errno.E2BIG
+    assert fs.errno("setxattr", ino, b"user.mldash.id", b"1", fs.ctx) == errno.ENOTSUP
+    assert fs.errno("setxattr", ino, b"trusted.x", b"1", fs.ctx) == errno.ENOTSUP
+    assert fs.errno("getxattr", ino, b"security.selinux", fs.ctx) == errno.ENODATA
+    assert fs.errno("getxattr", ino, b"system.posix_acl_access", fs.ctx) == errno.ENODATA
+    assert store.latest(f"{EXPERIMENT}/best.pt").tags == ("best", "final")  # bad values changed nothing
+
+
+def test_xattrs_set_on_an_open_new_file_land_on_its_first_version(fs: Driver, store: Store) -> None:
+    fh, ino = fs.create("copy.bin")
+    fs("write", fh, 0, b"data")
+    fs("setxattr", ino, b"user.source", b"cp -a", fs.ctx)
+    assert fs("getxattr", ino, b"user.source", fs.ctx) == b"cp -a"
+    fs("flush", fh)
+    fs("release", fh)
+    assert store.latest(f"{EXPERIMENT}/copy.bin").metadata == {"source": "cp -a"}
+
+
+def test_rename_replaces_keeps_history_and_supports_noreplace(fs: Driver, store: Store) -> None:
+    fs.write_file("model.pt", b"old")
+    fs.write_file("model.pt.tmp", b"new")
+    root = pyfuse3.ROOT_INODE
+    assert fs.errno("rename", root, b"model.pt.tmp", root, b"model.pt", pyfuse3.RENAME_NOREPLACE, fs.ctx) == errno.EEXIST
+    assert fs.errno("rename", root, b"model.pt.tmp", root, b"model.pt", pyfuse3.RENAME_EXCHANGE, fs.ctx) == errno.EINVAL
+    fs("rename", root, b"model.pt.tmp", root, b"model.pt", 0, fs.ctx)
+    assert fs.errno("lookup", root, b"model.pt.tmp", fs.ctx) == errno.ENOENT
+    assert fs.read_file("model.pt") == b"new"
+    assert [store.read_bytes(v) for v in store.history(f"{EXPERIMENT}/model.pt")] == [b"old", b"new"]
+    fs("mkdir", root, b"runs", 0o755, fs.ctx)
+    fs.write_file("runs/a.txt", b"a")
+    fs("rename", root, b"runs", root, b"archive", 0, fs.ctx)
+    assert fs.read_file("archive/a.txt") == b"a"
+    assert fs.errno("lookup", root, b"runs", fs.ctx) == errno.ENOENT
+
+
+def test_unlink_rmdir_and_their_errnos(fs: Driver, store: Store) -> None:
+    root = pyfuse3.ROOT_INODE
+    fs("mkdir", root, b"d", 0o755, fs.ctx)
+    fs.write_file("d/x", b"x")
+    assert fs.errno("rmdir", root, b"d", fs.ctx) == errno.ENOTEMPTY
+    assert fs.errno("unlink", root, b"d", fs.ctx) == errno.EISDIR
+    fs("unlink", fs.ino("d"), b"x", fs.ctx)
+    assert fs.errno("lookup", fs.ino("d"), b"x", fs.ctx) == errno.ENOENT
+    fs("rmdir", root, b"d", fs.ctx)
+    assert fs.errno("lookup", root, b"d", fs.ctx) == errno.ENOENT
+    assert fs.errno("unlink", root, b"d", fs.ctx) == errno.ENOENT
+
+
+def test_bad_names_and_unsupported_operations_give_clear_errnos(fs: Driver) -> None:
+    root = pyfuse3.ROOT_INODE
+    assert fs.errno("lookup", root, b"x" * 256, fs.ctx) == errno.ENAMETOOLONG
+    assert fs.errno("mkdir", root, b"y" * 256, 0o755, fs.ctx) == errno.ENAMETOOLONG
+    assert fs.errno("create", fs.ino(".versions"), b"a", stat.S_IFREG | 0o644, os.O_WRONLY, fs.ctx) == errno.EROFS
+    assert fs.errno("symlink", root, b"l", b"target", fs.ctx) == errno.EPERM
+    assert fs.errno("mknod", root, b"fifo", stat.S_IFIFO | 0o644, 0, fs.ctx) == errno.EPERM
+    fs.write_file("f", b"1")
+    assert fs.errno("link", fs.ino("f"), root, b"g", fs.ctx) == errno.EPERM
+
+
+def test_setattr_truncates_sets_mtime_mode_and_refuses_owner_changes(fs: Driver, store: Store) -> None:
+    fs.write_file("t.bin", b"0123456789")
+    ino = fs.ino("t.bin")
+    attr = pyfuse3.EntryAttributes()
+    attr.st_size = 4
+    fs("setattr", ino, attr, fs.setattr_fields(size=True), None, fs.ctx)
+    assert fs.read_file("t.bin") == b"0123"
+    assert len(store.history(f"{EXPERIMENT}/t.bin")) == 2
+    attr.st_mtime_ns = 1_600_000_000 * 10**9
+    attr.st_mode = stat.S_IFREG | 0o600
+    out = fs("setattr", ino, attr, fs.setattr_fields(mtime=True, mode=True), None, fs.ctx)
+    assert out.st_mtime_ns == 1_600_000_000 * 10**9 and stat.S_IMODE(out.st_mode) == 0o600
+    v = store.latest(f"{EXPERIMENT}/t.bin")
+    assert v.mtime == 1_600_000_000 and v.mode == 0o600
+    attr.st_uid = os.getuid() + 1
+    assert fs.errno("setattr", ino, attr, fs.setattr_fields(uid=True), None, fs.ctx) == errno.EPERM
+    attr.st_uid = os.getuid()
+    fs("setattr", ino, attr, fs.setattr_fields(uid=True), None, fs.ctx)
+
+
+def test_ftruncate_through_an_open_handle_is_one_version(fs: Driver, store: Store) -> None:
+    fs.write_file("f.bin", b"abcdef")
+    ino = fs.ino("f.bin")
+    fh = fs("open", ino, os.O_RDWR, fs.ctx).fh
+    attr = pyfuse3.EntryAttributes()
+    attr.st_size = 2
+    fs("setattr", ino, attr, fs.setattr_fields(size=True), fh, fs.ctx)
+    fs("write", fh, 2, b"XY")
+    fs("flush", fh)
+    fs("release", fh)
+    assert [store.read_bytes(v) for v in store.history(f"{EXPERIMENT}/f.bin")] == [b"abcdef", b"abXY"]
+
+
+def test_unlinking_a_file_while_it_is_written_stores_nothing(fs: Driver, store: Store) -> None:
+    fh, _ = fs.create("gone.bin")
+    fs("write", fh, 0, b"bytes")
+    fs("unlink", pyfuse3.ROOT_INODE, b"gone.bin", fs.ctx)
+    fs("flush", fh)
+    fs("release", fh)
+    assert fs.errno("lookup", pyfuse3.ROOT_INODE, b"gone.bin", fs.ctx) == errno.ENOENT
+    assert store.list(EXPERIMENT) == []
+
+
+def test_statfs_reports_the_store_disk(fs: Driver, store: Store) -> None:
+    s = fs("statfs", fs.ctx)
+    disk = os.statvfs(store.root)
+    assert s.f_bsize == disk.f_bsize and s.f_blocks == disk.f_blocks and s.f_namemax == 255
+
+
+def test_changes_made_by_the_sdk_show_up_after_the_attribute_cache_expires(
+    fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs.write_file("shared.txt", b"from mount")
+    assert fs.lookup("shared.txt").st_size == 10
+    store.put_bytes(f"{EXPERIMENT}/shared.txt", b"from the sdk!")
+    store.put_bytes(f"{EXPERIMENT}/new.txt", b"new")
+    assert fs.read_file("new.txt") == b"new"  # lookups are never cached negatively
+    monkeypatch.setattr(fs.ops.inodes, "attr_ttl", 0.0)
+    fs.ops.inodes.invalidate(fs.ino("shared.txt"))
+    assert fs("getattr", fs.ino("shared.txt"), fs.ctx).st_size == 13
+    assert fs.read_file("shared.txt") == b"from the sdk!"
