@@ -7,6 +7,7 @@ bytes are at their blob key and its catalog row is committed (see store.py).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import secrets
@@ -59,16 +60,25 @@ class Staging:
             pass
 
 
+#: A staged file stays in memory up to this size; beyond it (or for fsync/fspath) it gets a staging file.
+SPILL = 1 << 20
+
+
 class Staged:
     """A private, writable copy of a file being written; keeps its SHA-256 while writes are sequential.
 
-    With a `base`, the staged file starts as a copy of those bytes, made lazily by the first
-    read, write or truncate (a truncate to 0 skips the copy). Thread-safe.
+    Small files stay in memory (a commit then writes them straight to their key); larger ones spill
+    to a staging file on the store's disk. With a `base`, the staged bytes start as a copy of those
+    bytes, made lazily by the first read, write or truncate (a truncate to 0 skips the copy).
+    Thread-safe.
     """
 
     def __init__(self, staging: Staging, name: str, base: tuple[Callable[[], BinaryIO], int] | None = None):
-        self.path = staging.new_file(name)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._staging = staging
+        self._name = name
+        self.path: str | None = None  # the staging file, once spilled
+        self.fd = -1
+        self._mem: bytearray | None = bytearray()
         self._base = base
         self._size = base[1] if base else 0
         self._hasher = BackgroundHasher()
@@ -79,18 +89,43 @@ class Staged:
         self.dirty = False
 
     @property
+    def in_memory(self) -> bool:
+        return self._mem is not None
+
+    @property
+    def data(self) -> memoryview:
+        """The bytes of an in-memory staged file."""
+        assert self._mem is not None
+        return memoryview(self._mem)
+
+    @property
     def size(self) -> int:
         if self._external:
             return os.fstat(self.fd).st_size
         return self._size
 
+    def _spill(self) -> None:
+        """Move in-memory bytes to a staging file (no-op once spilled)."""
+        if self._mem is None:
+            return
+        self.path = self._staging.new_file(self._name)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        write_all(self.fd)(memoryview(self._mem))
+        self._mem = None
+
     def _materialize(self) -> None:
         if self._base is None:
             return
-        opener, _ = self._base
+        opener, size = self._base
         self._base = None
         with opener() as src:
-            h, n = copy_file_hashing(src.fileno(), write_all(self.fd))
+            if self._mem is not None and size <= SPILL:
+                data = src.read()
+                self._mem[:] = data
+                h, n = hashlib.sha256(data), len(data)
+            else:
+                self._spill()
+                h, n = copy_file_hashing(src.fileno(), write_all(self.fd))
         self._hasher = BackgroundHasher(h)
         self._hashed = self._size = n
 
@@ -98,14 +133,23 @@ class Staged:
         """Bytes will be written through `path` by someone else: hash the whole file at commit."""
         with self._lock:
             self._materialize()
+            self._spill()
             self._external = True
 
     def write(self, offset: int, data: bytes | memoryview) -> int:
         with self._lock:
             self._materialize()
-            n = os.pwrite(self.fd, data, offset)
+            n = len(data)
+            if self._mem is not None and offset + n > SPILL:
+                self._spill()
+            if self._mem is not None:
+                if offset > len(self._mem):
+                    self._mem.extend(bytes(offset - len(self._mem)))
+                self._mem[offset : offset + n] = data
+            else:
+                n = os.pwrite(self.fd, data, offset)
             if self._sequential and offset == self._hashed:
-                # The hash runs later on another thread: keep an immutable copy, since callers
+                # The hash may run later on another thread: keep an immutable copy, since callers
                 # (torch.save, BufferedWriter) reuse their buffer as soon as write() returns.
                 chunk = data if isinstance(data, bytes) else bytes(data)
                 self._hasher.feed(chunk if n == len(chunk) else chunk[:n])
@@ -119,6 +163,8 @@ class Staged:
     def read(self, offset: int, size: int) -> bytes:
         with self._lock:
             self._materialize()
+            if self._mem is not None:
+                return bytes(self._mem[offset : offset + size])
             return os.pread(self.fd, size, offset)
 
     def truncate(self, size: int) -> None:
@@ -133,20 +179,35 @@ class Staged:
                 self._materialize()
                 if size < self._hashed:
                     self._sequential = False
-            os.ftruncate(self.fd, size)
+                if size > SPILL:
+                    self._spill()
+            if self._mem is not None:
+                if size < len(self._mem):
+                    del self._mem[size:]
+                else:
+                    self._mem.extend(bytes(size - len(self._mem)))
+            else:
+                os.ftruncate(self.fd, size)
             self._size = size
             self.dirty = True
 
     def fsync(self) -> None:
+        """Make the staged bytes durable on the local disk (spilling them to a file first)."""
         with self._lock:
             self._materialize()
+            self._spill()
             os.fsync(self.fd)
 
     def finish(self) -> tuple[str, int]:
-        """Complete the bytes and return (sha256 hex, size); the staged file is closed afterwards."""
+        """Complete the bytes and return (sha256 hex, size); a staging file is closed afterwards."""
         with self._lock:
             self._materialize()
             h = self._hasher.finish()
+            if self._mem is not None:
+                if not self._sequential:
+                    return hashlib.sha256(self._mem).hexdigest(), len(self._mem)
+                h.update(memoryview(self._mem)[self._hashed :])  # the unhashed tail, if any
+                return h.hexdigest(), len(self._mem)
             if self._external or not self._sequential:
                 digest, size = hash_fd(self.fd)
             else:
@@ -159,10 +220,12 @@ class Staged:
         """Throw the staged bytes away."""
         with self._lock:
             self._hasher.finish()
+            self._mem = None
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
-            Staging.remove(self.path)
+            if self.path is not None:
+                Staging.remove(self.path)
 
 
 class Writer(io.RawIOBase):
@@ -192,11 +255,9 @@ class Writer(io.RawIOBase):
         """A real path (with the file's extension) to write through for encoders that need one; makes
         commit re-hash."""
         self._staged.mark_external()
+        assert self._staged.path is not None
         return self._staged.path
 
-    @property
-    def name(self) -> str:
-        return os.path.basename(self._staged.path)
 
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         if self.closed:

@@ -309,6 +309,10 @@ class Store:
         except BaseException:
             staged.discard()
             raise
+        if staged.in_memory:
+            return self._commit_file(p, lambda key: self.blobs.commit_bytes(key, staged.data), sha, size,
+                                     d, t, m, content_type, mtime, mode)
+        assert staged.path is not None
         return self._commit_staged_file(p, staged.path, sha, size, d, t, m, content_type, mtime, mode)
 
     # -- reading -----------------------------------------------------------------------------

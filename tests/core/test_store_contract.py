@@ -285,3 +285,32 @@ def test_another_client_sees_commits_at_once(store: Store, open_store) -> None:
     assert other.latest(f"{E}/shared.txt") == v
     other.put_bytes(f"{E}/shared.txt", b"2")
     assert store.read_bytes(store.latest(f"{E}/shared.txt")) == b"2"
+
+
+def test_staged_bytes_spill_from_memory_to_a_file(store: Store) -> None:
+    from mldashfs.staging import SPILL
+
+    part = os.urandom(SPILL // 2 + 10)
+    st = store.stage(None, "big.bin")
+    st.write(0, part)
+    assert st.in_memory
+    st.write(len(part), part)  # crosses SPILL: continues in a staging file, hash kept
+    assert not st.in_memory
+    st.write(5, b"XX")  # a random write after the spill
+    v = store.commit(f"{E}/big.bin", st)
+    expect = bytearray(part + part)
+    expect[5:7] = b"XX"
+    assert store.read_bytes(v) == bytes(expect) and v.sha256 == hashlib.sha256(expect).hexdigest()
+    st = store.stage(v)  # a large base is copied to a file; small edits keep working
+    st.truncate(SPILL + 5)
+    st.write(0, b"head")
+    v2 = store.commit(f"{E}/big.bin", st)
+    expect2 = b"head" + bytes(expect[4 : SPILL + 5])
+    assert store.read_bytes(v2) == expect2 and v2.sha256 == hashlib.sha256(expect2).hexdigest()
+    small = store.put_bytes(f"{E}/small.bin", b"abc")
+    st = store.stage(small)
+    st.fsync()  # durability needs a file: fsync spills
+    assert not st.in_memory
+    st.write(3, b"d")
+    assert store.read_bytes(store.commit(f"{E}/small.bin", st)) == b"abcd"
+    assert os.listdir(store.staging.folder) == []
