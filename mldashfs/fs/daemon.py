@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 from collections.abc import Callable
 
 import pyfuse3
@@ -96,9 +95,6 @@ async def _serve(ops: Operations) -> None:
 def serve(store: Store, experiment: str | None, mountpoint: str, store_dir: str,
           ready: Callable[[], None], allow_other: bool = False) -> None:
     """Mount `store` at `mountpoint`, call `ready()`, serve until unmounted, then clean up."""
-    # The FUSE loop, the worker threads and the hashing threads hand the GIL to each other on every
-    # request; Python's default 5 ms switch interval would make each hand-off cost up to 5 ms.
-    sys.setswitchinterval(0.0002)
     ops = Operations(store, root=check_path(experiment) if experiment else "")
     try:
         pyfuse3.init(ops, mountpoint, fuse_options(store_dir, allow_other))

@@ -31,7 +31,7 @@ from .tree import Tree
 from .versions_view import child, parse_lenient
 
 #: Writes up to this size go straight to the staged file from the trio loop (faster than a thread hop).
-INLINE_WRITE = 2 * 1024 * 1024
+INLINE_WRITE = 128 * 1024
 
 
 class Operations(pyfuse3.Operations):
