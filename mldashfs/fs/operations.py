@@ -330,7 +330,10 @@ class Operations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EISDIR)
             return await self._open_reader(inode, obj)
         pending = self.files.uncommitted_writer(inode)
-        if pending is not None and pending.created:
+        if pending is not None and pending.pending and (pending.created or pending.staged is None
+                                                        or not pending.staged.dirty):
+            # Created or truncated by a writer whose (empty) version is committed at its release,
+            # which the kernel sends after close() returns: read what stat already shows, nothing.
             version = None
         else:
             version = self.store.latest(path)
