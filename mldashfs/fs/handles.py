@@ -71,7 +71,9 @@ class WriteHandle:
     changes: dict[str, Any] = field(default_factory=dict)  # description/tags/metadata for the commit
     attrs: dict[str, Any] = field(default_factory=dict)  # mtime/mode for the commit
     mtime: float = 0.0
+    closed: bool = False  # flushed by a close() and not written since: its release is on the way
     lock: trio.Lock = field(default_factory=trio.Lock)
+    released: trio.Event = field(default_factory=trio.Event)
 
     @property
     def uncommitted(self) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pyfuse3
+import trio
 
 from ..errors import NotFound, NotPermitted, StoreError
 from ..paths import EXPERIMENT_DEPTH, depth, split
@@ -32,6 +33,8 @@ from .versions_view import child, parse_lenient
 
 #: Writes up to this size go straight to the staged file from the trio loop (faster than a thread hop).
 INLINE_WRITE = 128 * 1024
+#: How long an open waits for the release of a writer that was already closed (see _settle_closed_writers).
+CLOSE_GRACE = 0.1
 
 
 class Operations(pyfuse3.Operations):
@@ -329,11 +332,9 @@ class Operations(pyfuse3.Operations):
             if not isinstance(obj, Version):
                 raise pyfuse3.FUSEError(errno.EISDIR)
             return await self._open_reader(inode, obj)
+        await self._settle_closed_writers(inode)
         pending = self.files.uncommitted_writer(inode)
-        if pending is not None and pending.pending and (pending.created or pending.staged is None
-                                                        or not pending.staged.dirty):
-            # Created or truncated by a writer whose (empty) version is committed at its release,
-            # which the kernel sends after close() returns: read what stat already shows, nothing.
+        if pending is not None and pending.created:
             version = None
         else:
             version = self.store.latest(path)
@@ -343,6 +344,15 @@ class Operations(pyfuse3.Operations):
         w = WriteHandle(inode, None if truncate else version, self.cache.open(inode, WRITER),
                         pending=truncate, mtime=time.time())
         return self._info(self.files.add(w), w.cache)
+
+    async def _settle_closed_writers(self, inode: int) -> None:
+        """Give writers of `inode` that were closed (flushed, nothing left to write) a moment to be
+        released: the kernel sends release after close() returns, and a create or O_TRUNC that wrote
+        nothing commits there, so `: > f; cat f` must not read the old bytes."""
+        for w in list(self.files.writers.get(inode, [])):
+            if w.closed:
+                with trio.move_on_after(CLOSE_GRACE):
+                    await w.released.wait()
 
     async def _open_reader(self, inode: int, version: Version | None) -> pyfuse3.FileInfo:
         cache = self.cache.open(inode, version.id) if version is not None else CacheMode(False, True)
@@ -383,6 +393,7 @@ class Operations(pyfuse3.Operations):
                 n = await run_blocking(staged.write, off, buf)
                 w.copied = True
         w.mtime = time.time()
+        w.closed = False
         w.attrs.pop("mtime", None)
         self.cache.changed(w.ino, w.cache)
         return n
@@ -418,6 +429,7 @@ class Operations(pyfuse3.Operations):
             async with w.lock:
                 if w.staged is not None and w.staged.dirty:
                     await self._commit(w)
+                w.closed = True
 
     @fuse_errors
     async def release(self, fh: int) -> None:
@@ -435,6 +447,8 @@ class Operations(pyfuse3.Operations):
         finally:
             self.files.pop(fh)
             self.cache.close(handle.ino, handle.cache, isinstance(handle, WriteHandle))
+            if isinstance(handle, WriteHandle):
+                handle.released.set()
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:

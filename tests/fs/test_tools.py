@@ -254,8 +254,6 @@ def test_shell_redirect_empties_a_file_at_once(work: Path) -> None:
         assert log.stat().st_size == 0
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: a reader opened while a truncating writer is pending reads "
-                   "an empty file (commit 2faa186), not the newest committed version")
 def test_readers_see_whole_versions_during_rewrites(work: Path) -> None:
     f = work / "ckpt.bin"
     contents = [(f"{i:08d}".encode() * 16384) for i in range(40)]  # 128 KiB each, all distinct
@@ -297,8 +295,6 @@ def test_readers_see_whole_versions_during_rewrites(work: Path) -> None:
     assert f.read_bytes() == contents[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: after the first writer closes, a read gives b'' while the "
-                   "second (truncating) writer is still open, not the first writer's version")
 def test_two_writers_of_one_path_make_two_versions_last_closed_newest(work: Path) -> None:
     f = work / "shared.txt"
     first, second = open(f, "wb"), open(f, "wb")
