@@ -91,10 +91,12 @@ def _range(top: str) -> tuple[str, str]:
 
 
 def _row_to_version(r: tuple[Any, ...]) -> Version:
+    # Most versions carry no tags or metadata; skipping json.loads for them speeds up large listings.
     return Version(
         id=r[0], path=r[1], size=r[2], sha256=r[3], content_type=r[4], description=r[5],
-        tags=tuple(json.loads(r[6])), metadata=json.loads(r[7]), created_at=r[8], updated_at=r[9],
-        mtime=r[10], mode=r[11], state=r[12], key=r[13], deleted=r[14] is not None,
+        tags=tuple(json.loads(r[6])) if r[6] != "[]" else (), metadata=json.loads(r[7]) if r[7] != "{}" else {},
+        created_at=r[8], updated_at=r[9], mtime=r[10], mode=r[11], state=r[12], key=r[13],
+        deleted=r[14] is not None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ml_dash import errors
 
 SYSTEM = ["blockMeshDict", "controlDict", "fvSchemes", "fvSolution"]

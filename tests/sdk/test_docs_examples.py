@@ -22,9 +22,9 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from ml_dash import Experiment
 from PIL import Image
 
+from ml_dash import Experiment
 from mldashfs.errors import NotFound, StoreError
 from mldashfs.records import Version
 from mldashfs.store import Store

@@ -20,8 +20,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import torch
-from ml_dash import Experiment, errors
 from PIL import Image
+
+from ml_dash import Experiment, errors
 
 LOCAL = b"local bytes \x00\xff" * 10
 PIXELS = (np.arange(16 * 16 * 3) % 256).astype(np.uint8).reshape(16, 16, 3)

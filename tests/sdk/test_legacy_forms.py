@@ -8,8 +8,9 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from ml_dash import Experiment, errors
 from PIL import Image
+
+from ml_dash import Experiment, errors
 
 
 @pytest.fixture

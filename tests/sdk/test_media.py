@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 import plotly.io
 import pytest
 import torch
+from PIL import Image
+
 from ml_dash.media import (
     MissingExtra,
     kind_of,
@@ -25,7 +27,6 @@ from ml_dash.media import (
     write_torch,
     write_video,
 )
-from PIL import Image
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
