@@ -4,7 +4,7 @@ Read-only: user.mldash.{id,checksum,content_type,created_at,state}. Read-write:
 user.mldash.{tags,description,metadata}, aliases user.xdg.tags / user.xdg.comment, and any other
 user.<key> = metadata[<key>]. Setting a read-only name gives ENOTSUP; removing one is accepted and
 changes nothing (they describe the version, and `rsync -X` removes every listed name its source
-lacks). Non-user namespaces read as ENODATA and refuse writes with ENOTSUP.
+lacks). Non-user namespaces (security.*, system.*) are answered ENOTSUP by the FUSE layer.
 """
 
 from __future__ import annotations
