@@ -38,6 +38,21 @@ class ReadHandle:
             else:
                 self._file = store.open_version(version)
 
+    def read_cached(self, offset: int, size: int) -> bytes | None:
+        """The bytes at `offset` if the page cache holds all of them (never waits for the disk), else
+        None: the trio loop serves cached reads itself and sends only misses to a thread."""
+        if self._fd < 0 or self.version is None:
+            return None
+        want = max(0, min(size, self.version.size - offset))
+        if want == 0:
+            return b""
+        buf = bytearray(want)
+        try:
+            n = os.preadv(self._fd, [buf], offset, os.RWF_NOWAIT)
+        except OSError:  # EAGAIN: not all cached; EOPNOTSUPP: no RWF_NOWAIT on this filesystem
+            return None
+        return bytes(buf) if n == want else None
+
     def read(self, offset: int, size: int) -> bytes:
         """Up to `size` bytes at `offset` (blocking: call it off the trio loop)."""
         if self._fd >= 0:

@@ -369,7 +369,8 @@ class Operations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self.files.handles[fh]
         if isinstance(handle, ReadHandle):
-            return await run_blocking(handle.read, off, size)
+            data = handle.read_cached(off, size)
+            return data if data is not None else await run_blocking(handle.read, off, size)
         async with handle.lock:
             data = await run_blocking(self._stage(handle).read, off, size)
             handle.copied = True
