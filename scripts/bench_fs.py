@@ -174,7 +174,9 @@ def fuse_mount(cmd: list[str], mountpoint: Path, timeout: float = 30.0) -> Itera
 
 
 def timed(fn: Callable[[], Any]) -> float:
-    """Wall-clock seconds of one call."""
+    """Wall-clock seconds of one call, started with no dirty pages left by the previous contender
+    (otherwise the kernel's writeback throttling charges one contender for another's writes)."""
+    os.sync()
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t

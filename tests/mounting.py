@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,3 +92,20 @@ def mounted(
         _unmount(mountpoint)
         if proc.stderr:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A fresh folder on the local disk, removed on exit even on failure."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temp_mount(experiment: str, prefix: str) -> Iterator[Mount]:
+    """A new store in a temp folder with `experiment` mounted; unmounted and removed even on failure."""
+    with temp_dir(prefix) as base, mounted(base / "store", base / "mnt", experiment=experiment) as m:
+        yield m

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISDIR
@@ -22,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.mounting import Mount, mounted
+from tests.mounting import Mount, temp_dir, temp_mount
 
 EXPERIMENT = "alice/cv/model"
 paths = st.lists(st.sampled_from("abc"), min_size=1, max_size=3).map("/".join)
@@ -33,22 +31,15 @@ offsets = st.integers(min_value=0, max_value=64)
 @pytest.fixture(scope="module")
 def mount() -> Iterator[Mount]:
     """One mount for every example of the machine; unmounted and removed even on failure."""
-    base = Path(tempfile.mkdtemp(prefix="mldashfs-model-"))
-    try:
-        with mounted(base / "store", base / "mnt", experiment=EXPERIMENT) as m:
-            yield m
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with temp_mount(EXPERIMENT, "mldashfs-model-") as m:
+        yield m
 
 
 @pytest.fixture
 def reference() -> Iterator[Path]:
     """The plain directory that serves as the model."""
-    d = Path(tempfile.mkdtemp(prefix="mldashfs-model-ref-"))
-    try:
+    with temp_dir("mldashfs-model-ref-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def outcome(call: Callable[[], Any]) -> tuple[str, Any]:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 import torch
 
 from mldashfs.store import Store
-from tests.mounting import Mount, mounted
+from tests.mounting import Mount, temp_dir, temp_mount
 
 EXPERIMENT = "alice/cv/tools"
 UNSUPPORTED = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
@@ -32,12 +30,8 @@ UNSUPPORTED = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 @pytest.fixture(scope="module")
 def mount() -> Iterator[Mount]:
     """One experiment mounted for the whole module; unmounted and removed even on failure."""
-    base = Path(tempfile.mkdtemp(prefix="mldashfs-tools-"))
-    try:
-        with mounted(base / "store", base / "mnt", experiment=EXPERIMENT) as m:
-            yield m
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with temp_mount(EXPERIMENT, "mldashfs-tools-") as m:
+        yield m
 
 
 @pytest.fixture
@@ -51,11 +45,8 @@ def work(mount: Mount, request: pytest.FixtureRequest) -> Path:
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """A folder on the local disk for this test's own files; removed even on failure."""
-    d = Path(tempfile.mkdtemp(prefix="mldashfs-tools-local-"))
-    try:
+    with temp_dir("mldashfs-tools-local-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
