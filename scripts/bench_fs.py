@@ -147,11 +147,16 @@ def passthrough_script() -> Path:
 
 @contextlib.contextmanager
 def fuse_mount(cmd: list[str], mountpoint: Path, timeout: float = 30.0) -> Iterator[None]:
-    """Run a FUSE daemon in the foreground until `mountpoint` answers; always unmount and stop that pid."""
+    """Run a FUSE daemon in the foreground until `mountpoint` answers; always unmount and stop that pid.
+
+    Each daemon gets a session of its own, as `mldashfs mount` gives its daemon (setsid): with the
+    kernel's autogroup scheduling a daemon in the benchmark's session would share one CPU share
+    with the process it serves.
+    """
     mountpoint.mkdir()
     log = mountpoint.with_suffix(".out")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while not os.path.ismount(mountpoint):
