@@ -91,7 +91,7 @@ def copy_file_hashing(
         with f:
             return copy_hashing(f.readinto, write, progress, h, size_hint=size)  # type: ignore[arg-type]
     h = h or hashlib.sha256()
-    m.madvise(mmap.MADV_SEQUENTIAL)
+    m.madvise(mmap.MADV_WILLNEED)  # not SEQUENTIAL: that may drop pages between our two readers
     mv = memoryview(m)
     slices = [mv[off : off + CHUNK] for off in range(0, size, CHUNK)]
 
