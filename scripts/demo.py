@@ -28,7 +28,8 @@ def main() -> None:
         frames = np.stack([np.roll(np.eye(64), i, axis=1) for i in range(30)])
         video = exp.files("videos").save_video(frames, to="rollout.mp4", fps=15)
         for r in (ckpt, fig, video):
-            print(f"saved {r['path']:<22} {r['sizeBytes']:>8} bytes  id={r['id']}  sha256={r['checksum'][:12]}")
+            where = f"{r['path'].rstrip('/')}/{r['filename']}"
+            print(f"saved {where:<22} {r['sizeBytes']:>8} bytes  id={r['id']}  sha256={r['checksum'][:12]}")
 
 
 if __name__ == "__main__":
