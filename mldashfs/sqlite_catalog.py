@@ -34,74 +34,7 @@ from .errors import (
 from .ids import MAX_NODE
 from .paths import depth, split
 from .records import DIR_MODE, Dir, Entry, Version
-
-SCHEMA = """
--- One row per committed version. Inserted by Store.commit; description/tags/metadata/mtime/mode
--- changed in place by Store.update/set_attrs; path changed by renames; deleted_at set by deletes.
-CREATE TABLE IF NOT EXISTS versions (
-    id           INTEGER PRIMARY KEY,  -- snowflake id; orders the versions of a path
-    path         TEXT NOT NULL,        -- store path of the file this version belongs to
-    size         INTEGER NOT NULL,     -- bytes
-    sha256       TEXT NOT NULL,        -- hex digest of the bytes
-    content_type TEXT NOT NULL,        -- MIME type, from the name unless given
-    description  TEXT,                 -- free text, NULL when unset
-    tags         TEXT NOT NULL,        -- JSON array of strings
-    metadata     TEXT NOT NULL,        -- JSON object
-    created_at   REAL NOT NULL,        -- commit time, epoch seconds
-    updated_at   REAL NOT NULL,        -- last change of this row
-    mtime        REAL NOT NULL,        -- user-visible mtime (utime sets it)
-    mode         INTEGER NOT NULL,     -- permission bits
-    state        TEXT NOT NULL,        -- local | pending | uploaded
-    key          TEXT NOT NULL,        -- blob key; versions made by rename share their source's key
-    deleted_at   REAL                  -- soft-delete time; NULL while live
-);
-CREATE INDEX IF NOT EXISTS versions_live ON versions(path, id) WHERE deleted_at IS NULL;
-CREATE INDEX IF NOT EXISTS versions_key ON versions(key);
-
--- One row per live file path, kept in step with versions by every write.
-CREATE TABLE IF NOT EXISTS files (
-    path   TEXT PRIMARY KEY,           -- store path
-    parent TEXT NOT NULL,              -- directory path ('' = root)
-    name   TEXT NOT NULL,              -- last component
-    latest INTEGER NOT NULL            -- id of the newest live version
-);
-CREATE UNIQUE INDEX IF NOT EXISTS files_parent ON files(parent, name);
-
--- One row per directory (namespace, project, experiment or prefix).
-CREATE TABLE IF NOT EXISTS dirs (
-    path     TEXT PRIMARY KEY,
-    parent   TEXT NOT NULL,
-    name     TEXT NOT NULL,
-    explicit INTEGER NOT NULL,         -- 1: made by mkdir, kept while empty; 0: implied by children
-    mtime    REAL NOT NULL,            -- changes when an entry is added or removed
-    mode     INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS dirs_parent ON dirs(parent, name);
-"""
-
-VERSION_COLUMNS = (
-    "id, path, size, sha256, content_type, description, tags, metadata, "
-    "created_at, updated_at, mtime, mode, state, key, deleted_at"
-)
-
-
-def _range(top: str) -> tuple[str, str]:
-    """Bounds (inclusive, exclusive) of the paths strictly below `top` ('/' + 1 == '0')."""
-    return (top + "/", top + "0") if top else ("", "\U0010ffff")
-
-
-def _row_to_version(r: tuple[Any, ...]) -> Version:
-    # Most versions carry no tags or metadata; skipping json.loads for them speeds up large listings.
-    return Version(
-        id=r[0], path=r[1], size=r[2], sha256=r[3], content_type=r[4], description=r[5],
-        tags=tuple(json.loads(r[6])) if r[6] != "[]" else (), metadata=json.loads(r[7]) if r[7] != "{}" else {},
-        created_at=r[8], updated_at=r[9], mtime=r[10], mode=r[11], state=r[12], key=r[13],
-        deleted=r[14] is not None,
-    )
-
-
-def _row_to_dir(r: tuple[Any, ...]) -> Dir:
-    return Dir(path=r[0], mtime=r[1], mode=r[2], explicit=bool(r[3]))
+from .sqlite_schema import SCHEMA, VERSION_COLUMNS, key_range, row_to_dir, row_to_version
 
 
 class SqliteCatalog(Catalog):
@@ -179,27 +112,27 @@ class SqliteCatalog(Catalog):
 
     def get_version(self, vid: int) -> Version | None:
         r = self._conn().execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=?", (vid,)).fetchone()
-        return _row_to_version(r) if r else None
+        return row_to_version(r) if r else None
 
     def latest(self, path: str) -> Version | None:
         r = self._conn().execute(
             f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=(SELECT latest FROM files WHERE path=?)",
             (path,),
         ).fetchone()
-        return _row_to_version(r) if r else None
+        return row_to_version(r) if r else None
 
     def history(self, path: str) -> list[Version]:
         rows = self._conn().execute(
             f"SELECT {VERSION_COLUMNS} FROM versions WHERE path=? AND deleted_at IS NULL ORDER BY id",
             (path,),
         ).fetchall()
-        return [_row_to_version(r) for r in rows]
+        return [row_to_version(r) for r in rows]
 
     def get_dir(self, path: str) -> Dir | None:
         if path == "":
             return Dir(path="", mtime=os.stat(self._db).st_mtime, explicit=True)
         r = self._conn().execute("SELECT path, mtime, mode, explicit FROM dirs WHERE path=?", (path,)).fetchone()
-        return _row_to_dir(r) if r else None
+        return row_to_dir(r) if r else None
 
     def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
         conn = self._conn()
@@ -216,13 +149,13 @@ class SqliteCatalog(Catalog):
             "ORDER BY f.name LIMIT ?",
             (path, lo, limit),
         ).fetchall()
-        entries = [Entry(name=r[4], dir=_row_to_dir(r)) for r in dirs]
-        entries += [Entry(name=r[0], version=_row_to_version(r[1:])) for r in files]
+        entries = [Entry(name=r[4], dir=row_to_dir(r)) for r in dirs]
+        entries += [Entry(name=r[0], version=row_to_version(r[1:])) for r in files]
         entries.sort(key=lambda e: e.name)
         return entries[:limit]
 
     def iter_files(self, under: str) -> Iterator[Version]:
-        lo, hi = _range(under)
+        lo, hi = key_range(under)
         cols = ", ".join("v." + c.strip() for c in VERSION_COLUMNS.split(","))
         cur = self._conn().execute(
             f"SELECT {cols} FROM files f JOIN versions v ON v.id=f.latest "
@@ -230,7 +163,7 @@ class SqliteCatalog(Catalog):
             (lo, hi),
         )
         for r in cur:
-            yield _row_to_version(r)
+            yield row_to_version(r)
 
     # -- helpers used inside transactions ----------------------------------------------------
 
@@ -353,7 +286,7 @@ class SqliteCatalog(Catalog):
             if cur.rowcount == 0:
                 raise NotFound(f"no version with id {vid}")
             r = c.execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=?", (vid,)).fetchone()
-        return _row_to_version(r)
+        return row_to_version(r)
 
     def set_dir_attrs(self, path: str, mtime: float | None, mode: int | None) -> None:
         if path == "":
@@ -452,7 +385,7 @@ class SqliteCatalog(Catalog):
                     f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=(SELECT latest FROM files WHERE path=?)",
                     (src,),
                 ).fetchone()
-                head = _row_to_version(r)
+                head = row_to_version(r)
                 moved = Version(**{**head.__dict__, "id": new_id, "path": dst, "created_at": now, "updated_at": now})
                 self._insert(c, moved)
                 self._set_latest(c, dst, new_id, now)
@@ -496,7 +429,7 @@ class SqliteCatalog(Catalog):
                     raise NotEmpty(f"directory {dst!r} is not empty")
                 c.execute("DELETE FROM dirs WHERE path=?", (dst,))
             self._check_depths(c, src, dst)
-            lo, hi = _range(src)
+            lo, hi = key_range(src)
             n = len(src) + 1
             dparent, dname = split(dst)
             c.execute(
@@ -527,7 +460,7 @@ class SqliteCatalog(Catalog):
         shift = depth(dst) - depth(src)
         if shift >= 0:
             return
-        lo, hi = _range(src)
+        lo, hi = key_range(src)
         for (path,) in c.execute("SELECT path FROM files WHERE path >= ? AND path < ?", (lo, hi)):
             if depth(path) + shift < 4:
                 raise NotPermitted(f"moving {src!r} to {dst!r} would put files outside an experiment")
