@@ -50,8 +50,14 @@ def installed_helper() -> Iterator[None]:
 
 
 def _ensure_unmounted(path: Path) -> None:
+    """Unmount `path` if still mounted and stop the background daemon this test started (its pid is
+    in the mount's run file), killing it if it has not exited 10 s after the unmount."""
+    pid_file = Path(run_file(str(path)))
+    pid = int(pid_file.read_text().strip() or 0) if pid_file.exists() else 0
     if os.path.ismount(path):
         subprocess.run(["fusermount3", "-u", "-z", str(path)], check=False)
+    if pid and not _wait(lambda: not _alive(pid), 10):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _wait(predicate: object, timeout: float) -> bool:
