@@ -114,8 +114,9 @@ def test_numpy_save_and_load(work: Path) -> None:
         np.testing.assert_array_equal(z["b"], arr * 2)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: np.load(mmap_mode='r') within ~1 s of np.save gets ENODEV "
-                   "(the new handle is opened direct_io while the writer's handle is not yet released)")
+@pytest.mark.xfail(strict=True, reason="known limit (README): within 2 s of a write, readers of that file use "
+                   "direct_io (fs/page_cache.py REWRITE_WINDOW) and the kernel refuses a shared mmap (ENODEV); "
+                   "writable shared mmaps always get ENODEV (writers use direct_io)")
 def test_numpy_memmap_reads_and_writes(work: Path) -> None:
     arr = np.arange(200_000, dtype=np.int64)
     np.save(work / "big.npy", arr)
