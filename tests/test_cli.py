@@ -283,3 +283,22 @@ def test_one_store_two_doors(work: Path) -> None:
     assert [(s["id"], s["checksum"]) for s in shown] == [(saved["id"], saved["checksum"])]
     cli(work, "get", f"{EXP}/configs/config.json", str(work))
     assert json.loads((work / "config.json").read_text()) == {"lr": 0.001}
+
+
+def test_gc_reclaims_the_bytes_of_deleted_versions_only(work: Path) -> None:
+    src = write(work / "ckpt.bin", b"x" * 5000)
+    first = as_json(cli(work, "put", str(src), f"{EXP}/models/ckpt.bin", "--json"))
+    write(src, b"y" * 3000)
+    cli(work, "put", str(src), f"{EXP}/models/ckpt.bin")
+    assert as_json(cli(work, "gc", "--json")) == {"reclaimedBytes": 0}  # nothing deleted yet
+    with Store.open(work / "store") as store:
+        old = store.get_version(first["id"])
+        blob = Path(store.local_file(old))
+        store.delete_version(old.id)
+    assert blob.exists()  # deletes are soft: the bytes stay until gc
+    assert as_json(cli(work, "gc", "--json")) == {"reclaimedBytes": 5000}
+    assert not blob.exists()
+    assert cli(work, "gc").stdout.strip() == "reclaimed 0 B"
+    got = work / "out.bin"
+    cli(work, "get", f"{EXP}/models/ckpt.bin", str(got))
+    assert got.read_bytes() == b"y" * 3000  # the live version is untouched

@@ -73,6 +73,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--id", help="a version id (default: the newest version)")
     p.set_defaults(func=cmd_describe)
 
+    p = sub.add_parser("gc", parents=parents, help="reclaim the bytes of deleted files and versions")
+    p.set_defaults(func=cmd_gc)
+
 
 def open_store(args: argparse.Namespace, create: bool = False) -> Store:
     """The store at --store; only `put` may create one, so a mistyped path is an error, not a new store."""
@@ -270,4 +273,15 @@ def cmd_describe(args: argparse.Namespace) -> int:
         emit_json(version_json(v))
     else:
         print(f"{v.path} id {v.id_str}: {v.description or '(no description)'}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Delete the bytes that only deleted versions still name (deletes are soft until then)."""
+    with open_store(args) as store:
+        freed = store.gc()
+    if args.json:
+        emit_json({"reclaimedBytes": freed})
+    else:
+        print(f"reclaimed {human_size(freed)}")
     return 0
