@@ -144,8 +144,10 @@ class Store:
         return paths.check_path(path)
 
     @staticmethod
-    def _new_path(path: str, is_file: bool) -> str:
-        """A path something is about to be created at: valid, not reserved, files inside an experiment."""
+    def check_new_path(path: str, is_file: bool) -> str:
+        """A path something is about to be created at: valid, not reserved, files inside an experiment.
+
+        Front ends call it to refuse a create before any byte is staged (e.g. FUSE `create`)."""
         p = paths.check_path(path)
         if p == "":
             raise InvalidPath("the store root cannot be written")
@@ -198,7 +200,7 @@ class Store:
     def _prepare(self, path: str, description: str | None, tags: Iterable[str] | None,
                  metadata: dict[str, Any] | None) -> tuple[str, str | None, tuple[str, ...], dict[str, Any]]:
         """Check everything about a put before any byte is written."""
-        p = self._new_path(path, is_file=True)
+        p = self.check_new_path(path, is_file=True)
         return p, check_description(description), check_tags(tags), check_metadata(metadata)
 
     def put_bytes(self, path: str, data: bytes | bytearray | memoryview, *, description: str | None = None,
@@ -290,7 +292,7 @@ class Store:
         """Make a staged file the newest version of `path`; omitted description/tags/metadata carry over
         from the previous version (a rewrite through the mount keeps the file's xattrs)."""
         try:
-            p = self._new_path(path, is_file=True)
+            p = self.check_new_path(path, is_file=True)
             prev = None
             if _UNSET in (description, tags, metadata):
                 prev = self.catalog.latest(p)
@@ -417,7 +419,7 @@ class Store:
         self.catalog.delete_version(self.get_version(vid).id, time.time())
 
     def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
-        self.catalog.mkdir(self._new_path(path, is_file=False), time.time(), parents, exist_ok)
+        self.catalog.mkdir(self.check_new_path(path, is_file=False), time.time(), parents, exist_ok)
 
     def rmdir(self, path: str) -> None:
         self.catalog.rmdir(self._path(path))
@@ -426,9 +428,9 @@ class Store:
         s = self._path(src)
         kind = self.stat(s)
         if isinstance(kind, Version):
-            self.catalog.rename_file(s, self._new_path(dst, is_file=True), self._ids.next(), time.time(), replace)
+            self.catalog.rename_file(s, self.check_new_path(dst, is_file=True), self._ids.next(), time.time(), replace)
         else:
-            self.catalog.rename_dir(s, self._new_path(dst, is_file=False), time.time(), replace)
+            self.catalog.rename_dir(s, self.check_new_path(dst, is_file=False), time.time(), replace)
 
     def gc(self) -> int:
         """Reclaim the bytes that only deleted versions reference; returns bytes freed."""

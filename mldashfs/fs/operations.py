@@ -17,8 +17,8 @@ from typing import Any
 import pyfuse3
 import trio
 
-from ..errors import NotFound, NotPermitted, StoreError
-from ..paths import EXPERIMENT_DEPTH, depth, split
+from ..errors import NotFound, StoreError
+from ..paths import split
 from ..records import Dir, Version
 from ..staging import Staged
 from ..store import Store
@@ -306,8 +306,8 @@ class Operations(pyfuse3.Operations):
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "create %s: the .versions view is read-only", path)
         base = self.tree.latest_or_none(path)
-        if base is None and depth(path) <= EXPERIMENT_DEPTH:
-            raise NotPermitted(f"{path!r}: files live inside an experiment (namespace/project/experiment/...)")
+        if base is None:
+            self.store.check_new_path(path, is_file=True)
         ino = self.inodes.ino(path)
         w = WriteHandle(ino, None, self.cache.open(ino, WRITER), created=base is None, pending=True,
                         mtime=time.time())
