@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from .records import Dir, Entry, Version
+from .records import Dir, Entry, Stat, Version
 
 
 class Catalog(ABC):
@@ -49,6 +49,10 @@ class Catalog(ABC):
     @abstractmethod
     def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
         """Up to `limit` children of a directory with names > `after`, sorted by name."""
+
+    def list_stats(self, path: str, after: str | None, limit: int) -> list[Stat]:
+        """`listdir` with only what `ls -l` shows; backends override it with a leaner query."""
+        return [Stat.of(e) for e in self.listdir(path, after, limit)]
 
     @abstractmethod
     def iter_files(self, under: str) -> Iterator[Version]:

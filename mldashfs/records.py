@@ -1,10 +1,10 @@
-"""What the catalog holds: one immutable `Version` per write, `Dir` for prefixes, `Entry` for listings."""
+"""What the catalog holds: one immutable `Version` per write, `Dir` for prefixes, `Entry` and `Stat` for listings."""
 
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .paths import EXPERIMENT_DEPTH, split
 
@@ -105,3 +105,22 @@ class Entry:
     @property
     def is_dir(self) -> bool:
         return self.dir is not None
+
+
+class Stat(NamedTuple):
+    """What `ls -l` needs of one listed entry: a tuple, cheap to build for listings of 100k entries."""
+
+    name: str
+    is_dir: bool
+    size: int
+    mtime: float
+    ctime: float  # the last change of the entry's metadata (xattr edits move it, not mtime)
+    mode: int
+
+    @classmethod
+    def of(cls, e: Entry) -> Stat:
+        if e.version is not None:
+            v = e.version
+            return cls(e.name, False, v.size, v.mtime, max(v.updated_at, v.mtime), v.mode)
+        assert e.dir is not None
+        return cls(e.name, True, 0, e.dir.mtime, e.dir.mtime, e.dir.mode)

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .ids import MAX_NODE
 from .paths import depth, split
-from .records import DIR_MODE, Dir, Entry, Version
+from .records import DIR_MODE, Dir, Entry, Stat, Version
 from .sqlite_schema import SCHEMA, VERSION_COLUMNS, key_range, row_to_dir, row_to_version
 
 
@@ -135,24 +135,39 @@ class SqliteCatalog(Catalog):
         return row_to_dir(r) if r else None
 
     def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
-        conn = self._conn()
-        lo = after if after is not None else ""
-        op = ">" if after is not None else ">="
-        dirs = conn.execute(
-            f"SELECT path, mtime, mode, explicit, name FROM dirs WHERE parent=? AND name {op} ? "
-            "ORDER BY name LIMIT ?",
-            (path, lo, limit),
-        ).fetchall()
-        files = conn.execute(
-            f"SELECT f.name, {', '.join('v.' + c.strip() for c in VERSION_COLUMNS.split(','))} "
-            f"FROM files f JOIN versions v ON v.id=f.latest WHERE f.parent=? AND f.name {op} ? "
-            "ORDER BY f.name LIMIT ?",
-            (path, lo, limit),
-        ).fetchall()
+        dirs, files = self._children(
+            "path, mtime, mode, explicit, name",
+            "f.name, " + ", ".join("v." + c.strip() for c in VERSION_COLUMNS.split(",")), path, after, limit)
         entries = [Entry(name=r[4], dir=row_to_dir(r)) for r in dirs]
         entries += [Entry(name=r[0], version=row_to_version(r[1:])) for r in files]
         entries.sort(key=lambda e: e.name)
         return entries[:limit]
+
+    def list_stats(self, path: str, after: str | None, limit: int) -> list[Stat]:
+        dirs, files = self._children("name, 1, 0, mtime, mtime, mode",
+                                     "f.name, 0, v.size, v.mtime, max(v.updated_at, v.mtime), v.mode",
+                                     path, after, limit)
+        rows = [Stat._make(r) for r in dirs]
+        rows += map(Stat._make, files)
+        if dirs:
+            rows.sort(key=lambda r: r.name)
+        return rows[:limit]
+
+    def _children(self, dir_cols: str, file_cols: str, path: str, after: str | None,
+                  limit: int) -> tuple[list[Any], list[Any]]:
+        """Rows of up to `limit` subdirectories and files of `path` named after `after`, each by name."""
+        conn = self._conn()
+        lo = after if after is not None else ""
+        op = ">" if after is not None else ">="
+        dirs = conn.execute(
+            f"SELECT {dir_cols} FROM dirs WHERE parent=? AND name {op} ? ORDER BY name LIMIT ?", (path, lo, limit)
+        ).fetchall()
+        files = conn.execute(
+            f"SELECT {file_cols} FROM files f JOIN versions v ON v.id=f.latest WHERE f.parent=? AND f.name {op} ? "
+            "ORDER BY f.name LIMIT ?",
+            (path, lo, limit),
+        ).fetchall()
+        return dirs, files
 
     def iter_files(self, under: str) -> Iterator[Version]:
         lo, hi = key_range(under)

@@ -34,7 +34,7 @@ from .errors import (
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake
 from .local_blobs import LocalBlobs
-from .records import FILE_MODE, Dir, Entry, Version
+from .records import FILE_MODE, Dir, Entry, Stat, Version
 from .sqlite_catalog import SqliteCatalog
 from .staging import Staged, Staging, Writer
 
@@ -367,12 +367,19 @@ class Store:
 
     def listdir(self, path: str, after: str | None = None, limit: int = 1000) -> list[Entry]:
         p = self._path(path)
-        entries = self.catalog.listdir(p, after, limit)
-        if not entries and self.catalog.get_dir(p) is None:
+        return self._listing(p, self.catalog.listdir(p, after, limit))
+
+    def list_stats(self, path: str, after: str | None = None, limit: int = 1000) -> list[Stat]:
+        p = self._path(path)
+        return self._listing(p, self.catalog.list_stats(p, after, limit))
+
+    def _listing(self, p: str, rows: list[Any]) -> list[Any]:
+        """`rows` of directory `p`, or NotFound/NotADirectory when an empty page means `p` is no directory."""
+        if not rows and self.catalog.get_dir(p) is None:
             if self.catalog.latest(p) is not None:
                 raise NotADirectory(f"{p!r} is a file")
             raise NotFound(f"no directory {p!r}")
-        return entries
+        return rows
 
     def list(self, under: str = "", pattern: str | None = None, tags: Iterable[str] | None = None) -> list[Version]:
         top = self._path(under)

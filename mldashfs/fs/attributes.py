@@ -6,7 +6,7 @@ import stat
 
 import pyfuse3
 
-from ..records import Dir, Version
+from ..records import Dir, Stat, Version
 
 #: Kernel entry/attribute cache time (s). With the daemon's own attribute cache of the same
 #: length, a change made by another process (the SDK) is visible in the mount within 2 s.
@@ -58,3 +58,9 @@ def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False
     return make(ino, is_dir=False, size=obj.size, mtime=obj.mtime, mode=mode, uid=uid, gid=gid,
                 ctime=max(obj.updated_at, obj.mtime))
 
+
+
+def of_stat(ino: int, st: Stat, uid: int, gid: int) -> pyfuse3.EntryAttributes:
+    """Attributes of one entry of a stored listing (readdir)."""
+    return make(ino, is_dir=st.is_dir, size=st.size, mtime=st.mtime, mode=st.mode, uid=uid, gid=gid,
+                ctime=st.ctime)

@@ -1,4 +1,4 @@
-"""Open directory handles: listings served a page of `Store.listdir` at a time, so memory stays flat.
+"""Open directory handles: listings served a page of `Store.list_stats` at a time, so memory stays flat.
 
 The kernel asks for entries from an offset; offsets are positions in the sorted listing. A handle
 keeps one page; reading on past it fetches the next page after the page's last name, and going
@@ -7,12 +7,12 @@ back (seekdir) starts again from the beginning. The `.versions` views are small 
 
 from __future__ import annotations
 
-from ..records import Dir, Version
+from ..records import Dir, Stat, Version
 from ..store import Store
 from .versions_view import child, parse
 
 PAGE = 1000
-Row = tuple[str, Version | Dir | None]
+Row = tuple[str, Stat | Version | Dir | None]  # None: created through the mount, not committed
 
 
 class DirHandle:
@@ -66,10 +66,10 @@ class DirHandle:
             after = self._page[-1][0] if self._page else None
             if after is None and self._start:
                 break
-            entries = store.listdir(self.path, after=after, limit=PAGE)
+            stats = store.list_stats(self.path, after=after, limit=PAGE)
             self._start += len(self._page)
-            self._page = [(e.name, e.version if e.version is not None else e.dir) for e in entries]
-            self._done = len(entries) < PAGE
-            listed = {e.name for e in entries}
+            self._page = [(st.name, st) for st in stats]
+            self._done = len(stats) < PAGE
+            listed = {st.name for st in stats}
             self._extra = [row for row in self._extra if row[0] not in listed]
         return self.cached_rows(index) or []

@@ -17,7 +17,7 @@ import pyfuse3
 from ..paths import split
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """What the daemon knows about one inode: its path, lookup count and cached attributes."""
 

@@ -19,7 +19,7 @@ import trio
 
 from ..errors import NotFound, StoreError
 from ..paths import split
-from ..records import Dir, Version
+from ..records import Dir, Stat, Version
 from ..staging import Staged
 from ..store import Store
 from . import attributes, xattrs
@@ -27,7 +27,7 @@ from .boundary import decode_name, fail, fuse_errors, log, run_blocking
 from .directories import DirHandle
 from .handles import HandleTable, ReadHandle, WriteHandle
 from .inodes import InodeTable
-from .page_cache import WRITER, CacheMode, PageCache
+from .page_cache import DIRECT, CacheMode, PageCache
 from .tree import Tree
 from .versions_view import child, parse_lenient
 
@@ -188,9 +188,7 @@ class Operations(pyfuse3.Operations):
                 path = child(handle.path, name)
                 ino = self.inodes.ino(path)
                 try:
-                    if obj is None and self.files.uncommitted_writer(ino) is None:
-                        obj = self.tree.resolve(path)  # created through the mount and committed since opendir
-                    a = self._attrs(ino, obj, path)
+                    a = self._listed_attrs(ino, obj, path)
                 except (pyfuse3.FUSEError, StoreError):
                     index += 1
                     continue
@@ -198,6 +196,18 @@ class Operations(pyfuse3.Operations):
                     return
                 self.inodes.looked_up(ino)
                 index += 1
+
+    def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str) -> pyfuse3.EntryAttributes:
+        """Attributes of one readdir row; a stored row without an open writer takes the fast way."""
+        if isinstance(obj, Stat) and ino not in self.files.writers:
+            a = attributes.of_stat(ino, obj, self.uid, self.gid)
+            self.inodes.remember(ino, a)
+            return a
+        if isinstance(obj, Stat):
+            obj = self.tree.resolve(path)
+        elif obj is None and self.files.uncommitted_writer(ino) is None:
+            obj = self.tree.resolve(path)  # created through the mount and committed since opendir
+        return self._attrs(ino, obj, path)
 
     async def releasedir(self, fh: int) -> None:
         self.dirs.pop(fh, None)
@@ -309,7 +319,7 @@ class Operations(pyfuse3.Operations):
         if base is None:
             self.store.check_new_path(path, is_file=True)
         ino = self.inodes.ino(path)
-        w = WriteHandle(ino, None, self.cache.open(ino, WRITER), created=base is None, pending=True,
+        w = WriteHandle(ino, None, self.cache.open_writer(ino), created=base is None, pending=True,
                         mtime=time.time())
         if base is None:
             w.attrs["mode"] = mode & 0o7777 & ~ctx.umask
@@ -343,7 +353,7 @@ class Operations(pyfuse3.Operations):
         if not writing:
             return await self._open_reader(inode, version)
         truncate = bool(flags & os.O_TRUNC)
-        w = WriteHandle(inode, None if truncate else version, self.cache.open(inode, WRITER),
+        w = WriteHandle(inode, None if truncate else version, self.cache.open_writer(inode),
                         pending=truncate, mtime=time.time())
         return self._info(self.files.add(w), w.cache)
 
@@ -357,7 +367,7 @@ class Operations(pyfuse3.Operations):
                     await w.released.wait()
 
     async def _open_reader(self, inode: int, version: Version | None) -> pyfuse3.FileInfo:
-        cache = self.cache.open(inode, version.id) if version is not None else CacheMode(False, True)
+        cache = self.cache.open_reader(inode, version.id) if version is not None else DIRECT
         try:
             handle = await run_blocking(ReadHandle, inode, self.store, version, cache)
         except BaseException:
@@ -398,7 +408,6 @@ class Operations(pyfuse3.Operations):
         w.mtime = time.time()
         w.closed = False
         w.attrs.pop("mtime", None)
-        self.cache.changed(w.ino, w.cache)
         return n
 
     async def _truncate(self, w: WriteHandle, size: int) -> None:
@@ -406,7 +415,6 @@ class Operations(pyfuse3.Operations):
             await run_blocking(self._stage(w).truncate, size)
             w.copied = True
         w.mtime = time.time()
-        self.cache.changed(w.ino, w.cache)
 
     async def _commit(self, w: WriteHandle) -> None:
         """Make `w`'s bytes the newest version of its path (caller holds `w.lock`)."""
@@ -422,7 +430,6 @@ class Operations(pyfuse3.Operations):
         w.changes.clear()
         w.attrs.clear()
         self.inodes.invalidate(w.ino)
-        self.cache.committed(w.ino, w.cache, v.id)
         log.debug("committed %s version %s (%d bytes)", path, v.id, v.size)
 
     @fuse_errors

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mldashfs import errors
-from mldashfs.records import Version
+from mldashfs.catalog import Catalog
+from mldashfs.records import Stat, Version
 from mldashfs.store import Store
 
 E = "alice/cv/resnet"
@@ -137,6 +138,34 @@ def test_listdir_pages_and_shows_dirs_and_files(store: Store) -> None:
         store.listdir(f"{E}/d/f00")
     with pytest.raises(errors.NotFound):
         store.listdir(f"{E}/nope")
+
+
+def test_list_stats_is_listdir_with_only_the_stat_fields(store: Store) -> None:
+    for i in range(12):
+        store.put_bytes(f"{E}/d/f{i:02}", b"x" * i)
+    store.mkdir(f"{E}/d/e-sub")
+    store.mkdir(f"{E}/d/z-sub")
+    v = store.latest(f"{E}/d/f03")
+    store.update(v.id, tags=["t"])  # moves ctime, not mtime
+    store.set_attrs(f"{E}/d/f04", mode=0o600)
+    for limit in (1, 5, 1000):
+        stats: list[Stat] = []
+        after = None
+        while page := store.list_stats(f"{E}/d", after=after, limit=limit):
+            assert len(page) <= limit
+            stats += page
+            after = page[-1].name
+        assert stats == [Stat.of(e) for e in store.listdir(f"{E}/d")]
+    # The interface's own version (what a backend without a lean query uses) gives the same rows.
+    assert Catalog.list_stats(store.catalog, f"{E}/d", None, 1000) == stats
+    by_name = {st.name: st for st in stats}
+    assert by_name["e-sub"].is_dir and not by_name["f01"].is_dir
+    assert (by_name["f05"].size, by_name["f04"].mode) == (5, 0o600)
+    assert by_name["f03"].ctime > by_name["f03"].mtime
+    with pytest.raises(errors.NotADirectory):
+        store.list_stats(f"{E}/d/f00")
+    with pytest.raises(errors.NotFound):
+        store.list_stats(f"{E}/nope")
 
 
 def test_update_changes_metadata_in_place(store: Store) -> None:
