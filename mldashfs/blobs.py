@@ -38,5 +38,9 @@ class Blobs(ABC):
         """A path on this machine holding the blob's bytes, if there is one."""
 
     @abstractmethod
+    def drop_cache(self, key: str) -> None:
+        """A hint: the blob will not be read soon, so memory caching it may be given back."""
+
+    @abstractmethod
     def delete(self, key: str) -> int:
         """Remove a blob; returns the bytes reclaimed (0 if it was already gone)."""

@@ -355,6 +355,9 @@ class Store:
     def local_file(self, v: Version) -> str | None:
         return self.blobs.local_path(v.key)
 
+    def drop_cache(self, v: Version) -> None:
+        self.blobs.drop_cache(v.key)
+
     def stat(self, path: str) -> Version | Dir:
         p = self._path(path)
         v = self.catalog.latest(p)

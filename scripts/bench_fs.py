@@ -374,10 +374,9 @@ def bench_torch_save(b: Bench, s: Settings) -> dict[str, float]:
 
     def into_mount() -> float:
         before = newest_id(b.store, b.store_path("model.pt"))
-        t = time.perf_counter()
-        torch.save(state, b.mount / "model.pt")
-        wait_committed(b.store, b.store_path("model.pt"), (b.mount / "model.pt").stat().st_size, before)
-        return time.perf_counter() - t
+        return timed(lambda: (torch.save(state, b.mount / "model.pt"),
+                              wait_committed(b.store, b.store_path("model.pt"),
+                                             (b.mount / "model.pt").stat().st_size, before)))
 
     bare = best(lambda: timed(lambda: torch.save(state, b.bare / "model.pt")), s.repeats)
     mount = best(into_mount, s.repeats)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 from collections.abc import Callable
@@ -67,6 +68,40 @@ def open_store(store_dir: str, experiment: str | None) -> Store:
     return store
 
 
+#: Kernel readahead of the mount (KiB): one full 1 MiB FUSE request. The kernel's default for a
+#: FUSE mount is 128 KiB, which makes a cold sequential read 8 round trips per MiB (measured: 1 GiB
+#: read cold at 300-630 MB/s with 128 KiB, 780-1,180 MB/s with 1 MiB, the bare disk 930-1,030 MB/s).
+READAHEAD_KIB = 1024
+
+
+def mount_device(mountpoint: str) -> str | None:
+    """The "major:minor" of the filesystem mounted at `mountpoint` (from /proc/self/mountinfo, so the
+    mount itself is not asked: its daemon may not be serving yet)."""
+    path = os.path.abspath(mountpoint)  # realpath of the mount point itself would ask the mount
+    target = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        found = None
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if point == target:
+                found = fields[2]  # the last (topmost) mount on that path wins
+    return found
+
+
+def raise_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> None:
+    """Set the mount's kernel readahead (root only: /sys/class/bdi is not writable otherwise)."""
+    device = mount_device(mountpoint)
+    if device is None:
+        log.info("kept the kernel's readahead: %s is not in /proc/self/mountinfo", mountpoint)
+        return
+    try:
+        with open(f"/sys/class/bdi/{device}/read_ahead_kb", "w") as f:
+            f.write(str(kib))
+    except OSError as e:
+        log.info("kept the kernel's readahead for %s (%s)", mountpoint, e.strerror)
+
+
 def fuse_options(store_dir: str, allow_other: bool = False) -> set[str]:
     """libfuse mount options: permissions checked by the kernel, the store shown as the source."""
     opts = set(pyfuse3.default_options)
@@ -76,8 +111,12 @@ def fuse_options(store_dir: str, allow_other: bool = False) -> set[str]:
     return opts
 
 
-async def _serve(ops: Operations) -> None:
+async def _serve(ops: Operations, mountpoint: str) -> None:
     async with trio.open_nursery() as nursery:
+
+        async def after_init() -> None:
+            await ops.initialized.wait()  # the INIT reply (sent right after ops.init) caps readahead
+            raise_readahead(mountpoint)
 
         async def on_signal() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -87,6 +126,7 @@ async def _serve(ops: Operations) -> None:
                     return
 
         nursery.start_soon(on_signal)
+        nursery.start_soon(after_init)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
     await ops.commit_all()
@@ -103,7 +143,7 @@ def serve(store: Store, experiment: str | None, mountpoint: str, store_dir: str,
     log.info("mounted %s%s at %s", store_dir, f" ({experiment})" if experiment else "", mountpoint)
     try:
         ready()
-        trio.run(_serve, ops)
+        trio.run(_serve, ops, mountpoint)
     finally:
         pyfuse3.close(unmount=True)  # a no-op when fusermount3 -u already unmounted it
         store.close()

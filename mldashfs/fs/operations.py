@@ -55,6 +55,10 @@ class Operations(pyfuse3.Operations):
         self.dirs: dict[int, DirHandle] = {}
         self.cache = PageCache()
         self._dir_numbers = iter(range(1, 1 << 62))
+        self.initialized = trio.Event()  # set once the kernel's INIT is answered (see daemon.raise_readahead)
+
+    def init(self) -> None:
+        self.initialized.set()
 
     # -- resolving -------------------------------------------------------------------------
 
@@ -353,6 +357,10 @@ class Operations(pyfuse3.Operations):
         if not writing:
             return await self._open_reader(inode, version)
         truncate = bool(flags & os.O_TRUNC)
+        if truncate and version is not None:
+            # Overwritten in place, as by torch.save: the superseded version's pages go back to the
+            # kernel for the new bytes, as a plain filesystem's overwrite frees them (see README).
+            await run_blocking(self.store.drop_cache, version)
         w = WriteHandle(inode, None if truncate else version, self.cache.open_writer(inode),
                         pending=truncate, mtime=time.time())
         return self._info(self.files.add(w), w.cache)

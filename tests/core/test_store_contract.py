@@ -13,6 +13,7 @@ from mldashfs import errors
 from mldashfs.catalog import Catalog
 from mldashfs.records import Stat, Version
 from mldashfs.store import Store
+from tests.page_cache import resident_pages
 
 E = "alice/cv/resnet"
 
@@ -138,6 +139,21 @@ def test_listdir_pages_and_shows_dirs_and_files(store: Store) -> None:
         store.listdir(f"{E}/d/f00")
     with pytest.raises(errors.NotFound):
         store.listdir(f"{E}/nope")
+
+
+def test_drop_cache_gives_back_the_pages_of_a_version(store: Store) -> None:
+    v = store.put_bytes(f"{E}/ckpt.pt", os.urandom(1 << 20))
+    local = store.local_file(v)
+    store.drop_cache(v)  # a hint: never an error, whatever the backend
+    if local is None:
+        return
+    with open(local, "rb") as f:
+        os.fsync(f.fileno())  # only clean pages can be dropped
+        f.read()
+    assert resident_pages(local) > 0
+    store.drop_cache(v)
+    assert resident_pages(local) == 0
+    assert store.read_bytes(v) == Path(local).read_bytes()
 
 
 def test_list_stats_is_listdir_with_only_the_stat_fields(store: Store) -> None:

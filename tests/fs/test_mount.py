@@ -18,8 +18,10 @@ import pytest
 
 from mldashfs.cli.mount_commands import _alive, run_file
 from mldashfs.fs.attributes import VISIBILITY_DELAY
+from mldashfs.fs.daemon import READAHEAD_KIB, mount_device
 from mldashfs.store import Store
 from tests.mounting import Mount, mounted, require_fuse
+from tests.page_cache import resident_pages
 
 EXP = "alice/cv/resnet"
 CLI = [sys.executable, "-m", "mldashfs.cli"]
@@ -201,6 +203,13 @@ def test_whole_store_root_shows_namespace_project_experiment(tmp_path: Path) -> 
         assert s.read_bytes(s.latest("carol/x/y/z.txt")) == b"z"
 
 
+def test_the_mount_reads_ahead_one_full_request(mnt: Mount) -> None:
+    dev = mnt.path.stat().st_dev
+    assert mount_device(str(mnt.path)) == f"{os.major(dev)}:{os.minor(dev)}"
+    if os.access("/sys/class/bdi", os.W_OK):  # root: the daemon raised it from the kernel's 128 KiB
+        assert Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").read_text() == f"{READAHEAD_KIB}\n"
+
+
 def test_write_then_read_and_one_version_per_close(mnt: Mount) -> None:
     f = mnt.path / "models" / "best.pt"
     f.parent.mkdir()
@@ -222,6 +231,18 @@ def test_write_then_read_and_one_version_per_close(mnt: Mount) -> None:
     assert e.value.errno in (errno.EROFS, errno.EACCES)
     os.truncate(f, 7)
     assert f.read_bytes() == b"weight"[:6] + b"s"
+
+
+def test_overwriting_a_file_gives_back_the_old_versions_pages(mnt: Mount) -> None:
+    f = mnt.path / "ckpt.pt"
+    f.write_bytes(os.urandom(4 << 20))
+    with Store.open(mnt.store) as s:
+        old = Path(s.local_file(s.latest(f"{EXP}/ckpt.pt")) or "")
+    os.sync()  # clean pages: what an overwrite a while after the last save finds
+    assert old.read_bytes() and resident_pages(old) > 0
+    f.write_bytes(b"new weights")  # O_TRUNC, as torch.save opens an existing file
+    assert resident_pages(old) == 0
+    assert len(os.listdir(mnt.path / ".versions" / "ckpt.pt")) == 2
 
 
 def test_a_reader_keeps_the_version_it_opened_while_the_file_is_rewritten(mnt: Mount) -> None:
