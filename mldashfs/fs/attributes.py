@@ -15,10 +15,6 @@ VISIBILITY_DELAY = 2 * TIMEOUT
 BLOCK_SIZE = 1 << 20
 
 
-def _ns(t: float) -> int:
-    return int(t * 1_000_000_000)
-
-
 def make(
     ino: int,
     *,
@@ -44,8 +40,8 @@ def make(
     a.st_size = size
     a.st_blksize = BLOCK_SIZE
     a.st_blocks = (size + 511) // 512
-    a.st_atime_ns = a.st_mtime_ns = _ns(mtime)
-    a.st_ctime_ns = _ns(ctime if ctime is not None else mtime)
+    a.st_atime_ns = a.st_mtime_ns = int(mtime * 1e9)
+    a.st_ctime_ns = int(ctime * 1e9) if ctime is not None else a.st_mtime_ns
     return a
 
 

@@ -70,6 +70,7 @@ class DirHandle:
             self._start += len(self._page)
             self._page = [(st.name, st) for st in stats]
             self._done = len(stats) < PAGE
-            listed = {st.name for st in stats}
-            self._extra = [row for row in self._extra if row[0] not in listed]
+            if self._extra:
+                listed = {st.name for st in stats}
+                self._extra = [row for row in self._extra if row[0] not in listed]
         return self.cached_rows(index) or []

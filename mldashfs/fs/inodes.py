@@ -43,19 +43,28 @@ class InodeTable:
         node = self.nodes.get(ino)
         return node.path if node else None
 
-    def ino(self, path: str) -> int:
-        """The inode of `path`, allocating one the first time the path is seen."""
+    def ino(self, path: str, parent: str | None = None) -> int:
+        """The inode of `path` (in directory `parent`, if the caller knows it), allocating one the
+        first time the path is seen."""
         ino = self.inodes.get(path)
         if ino is None:
             ino = self._next
             self._next += 1
-            self._add(path, ino)
+            self._add(path, ino, parent)
         return ino
 
-    def _add(self, path: str, ino: int) -> None:
-        self.nodes.setdefault(ino, Node(ino, path)).path = path
+    def _add(self, path: str, ino: int, parent: str | None = None) -> None:
+        node = self.nodes.get(ino)
+        if node is None:
+            self.nodes[ino] = Node(ino, path)
+        else:
+            node.path = path
         self.inodes[path] = ino
-        self._children.setdefault(split(path)[0], set()).add(path)
+        kids = self._children.get(parent := split(path)[0] if parent is None else parent)
+        if kids is None:
+            self._children[parent] = {path}
+        else:
+            kids.add(path)
 
     def _remove(self, path: str) -> int:
         ino = self.inodes.pop(path)

@@ -188,9 +188,10 @@ class Operations(pyfuse3.Operations):
                 rows = await run_blocking(handle.fetch, self.store, index)
             if not rows:
                 return
+            parent = handle.path
             for name, obj in rows:
-                path = child(handle.path, name)
-                ino = self.inodes.ino(path)
+                path = child(parent, name)
+                ino = self.inodes.ino(path, parent)
                 try:
                     a = self._listed_attrs(ino, obj, path)
                 except (pyfuse3.FUSEError, StoreError):
