@@ -21,6 +21,10 @@ def blob_key(path: str, vid: int) -> str:
 class Blobs(ABC):
     """Where committed bytes live, addressed by key."""
 
+    #: The bytes live on this machine's disk, so writing a small blob takes microseconds and never
+    #: waits on the network (`Store.commit(nowait=True)` relies on it).
+    local: bool = False
+
     @abstractmethod
     def commit(self, key: str, staged_file: str) -> None:
         """Make the complete staging file `staged_file` the blob `key` (it is consumed)."""

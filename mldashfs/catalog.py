@@ -8,7 +8,7 @@ Paths given to a catalog are already validated store paths (see `paths.check_pat
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from .records import Dir, Entry, Stat, Version
@@ -22,12 +22,14 @@ class Catalog(ABC):
         """Lease a snowflake node number no other live process using this catalog holds."""
 
     @abstractmethod
-    def insert_version(self, v: Version, inherit_mode: bool = False) -> Version:
+    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
         """Add a committed version as the newest of its path, creating implied parent directories.
 
-        With `inherit_mode` the version takes the mode of the path's previous newest version (if any).
-        Returns the version as stored. Raises IsADirectory if the path is a directory,
-        NotADirectory if an ancestor is a file.
+        The fields named in `inherit` ("mode", "description", "tags", "metadata") are taken from the
+        path's previous newest version, if there is one, in the same atomic step. Returns the version
+        as stored. Raises IsADirectory if the path is a directory, NotADirectory if an ancestor is a
+        file. With `nowait` it raises WouldBlock, having changed nothing, rather than wait (for a lock,
+        the network, a checkpoint); backends that always wait raise it every time.
         """
 
     @abstractmethod
@@ -45,6 +47,11 @@ class Catalog(ABC):
     @abstractmethod
     def get_dir(self, path: str) -> Dir | None:
         """The directory at `path` ('' is the root and always exists)."""
+
+    def lookup(self, path: str) -> Version | Dir | None:
+        """What is at `path`: its newest live version, the directory, or None; backends override it
+        with one round trip (a lookup of a name about to be created asks both)."""
+        return self.latest(path) or self.get_dir(path)
 
     @abstractmethod
     def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:

@@ -67,3 +67,9 @@ class Unavailable(StoreError):
     """A backend (disk, S3, MongoDB) cannot be reached or refused the operation."""
 
     errno = _errno.EIO
+
+
+class WouldBlock(Exception):
+    """A `nowait` call would have to wait (for a lock, the network, a large write, a checkpoint) and
+    changed nothing; the caller repeats it where waiting is fine (off the mount's event loop).
+    Not a StoreError: it never reaches users."""

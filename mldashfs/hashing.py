@@ -146,26 +146,29 @@ class BackgroundHasher:
 
     def __init__(self, h: hashlib._Hash | None = None, max_lag: int = 64) -> None:
         self._h = h or hashlib.sha256()
-        self._todo: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=max_lag)
+        self._max_lag = max_lag
+        self._todo: queue.Queue[bytes | memoryview | None] | None = None  # made with the thread
         self._thread: threading.Thread | None = None
 
     def feed(self, data: bytes | memoryview) -> None:
-        if self._thread is None:
+        todo = self._todo
+        if todo is None:
             if len(data) < INLINE:  # small writes: hashing inline is cheaper than a thread
                 self._h.update(data)
                 return
-            self._thread = threading.Thread(target=self._run, name="mldashfs-hash", daemon=True)
+            todo = self._todo = queue.Queue(maxsize=self._max_lag)
+            self._thread = threading.Thread(target=self._run, args=(todo,), name="mldashfs-hash", daemon=True)
             self._thread.start()
-        self._todo.put(data)
+        todo.put(data)
 
-    def _run(self) -> None:
-        while (data := self._todo.get()) is not None:
+    def _run(self, todo: queue.Queue[bytes | memoryview | None]) -> None:
+        while (data := todo.get()) is not None:
             self._h.update(data)
 
     def finish(self) -> hashlib._Hash:
         """Wait until everything fed is hashed; the hash object is returned for more updates or a digest."""
-        if self._thread is not None:
+        if self._todo is not None and self._thread is not None:
             self._todo.put(None)
             self._thread.join()
-            self._thread = None
+            self._todo = self._thread = None
         return self._h

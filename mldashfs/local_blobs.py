@@ -13,6 +13,8 @@ from .hashing import write_all
 class LocalBlobs(Blobs):
     """The embedded default blob store."""
 
+    local = True
+
     def __init__(self, root: str) -> None:
         self.root = root
 
@@ -34,7 +36,13 @@ class LocalBlobs(Blobs):
     def commit_bytes(self, key: str, data: memoryview) -> None:
         """Write straight to the key: invisible until the catalog row names it, so no rename is needed."""
         dest = self._file(key)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        folder = os.path.dirname(dest)
+        try:
+            os.mkdir(folder)  # the version's own folder; its parents are usually there already
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            pass
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             write_all(fd)(data)

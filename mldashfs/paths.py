@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 
 from .errors import InvalidPath
 
@@ -34,6 +35,12 @@ def check_path(path: str) -> str:
     """Validate and normalise a store path (one leading/trailing '/' dropped); '' is the root."""
     if not isinstance(path, str):
         raise InvalidPath(f"a path must be a string, not {type(path).__name__}")
+    return _checked_path(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_path(path: str) -> str:
+    """`check_path` of a str, remembered: the mount checks each path several times in a row."""
     if "\x00" in path:
         raise InvalidPath(f"path contains a NUL byte: {path!r}")
     p = path[1:] if path.startswith("/") else path

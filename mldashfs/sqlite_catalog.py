@@ -17,7 +17,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from .catalog import Catalog
@@ -30,15 +30,25 @@ from .errors import (
     NotFound,
     NotPermitted,
     Unavailable,
+    WouldBlock,
 )
 from .ids import MAX_NODE
 from .paths import depth, split
 from .records import DIR_MODE, Dir, Entry, Stat, Version
 from .sqlite_schema import SCHEMA, VERSION_COLUMNS, key_range, row_to_dir, row_to_version
 
+BUSY_TIMEOUT_MS = 60_000
+#: Write transactions of this catalog between two WAL checkpoints. No connection checkpoints on its
+#: own (wal_autocheckpoint=0): a checkpoint syncs the disk, and a `nowait` write must never wait for one.
+CHECKPOINT_EVERY = 256
+
 
 class SqliteCatalog(Catalog):
-    """Catalog in `{folder}/catalog.sqlite`; one connection per thread; node leases by flock."""
+    """Catalog in `{folder}/catalog.sqlite`; one connection per thread; node leases by flock.
+
+    Checkpoints are this class's job: every CHECKPOINT_EVERY-th write transaction (never a nowait one)
+    and `close` run a passive one.
+    """
 
     def __init__(self, folder: str) -> None:
         self._folder = folder
@@ -47,6 +57,8 @@ class SqliteCatalog(Catalog):
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._node_fd: int | None = None
+        self._writes = 0  # write transactions since this catalog's last checkpoint
+        self._writes_lock = threading.Lock()
         self._conn().executescript(SCHEMA)
 
     # -- connections and transactions -------------------------------------------------
@@ -58,7 +70,8 @@ class SqliteCatalog(Catalog):
                 conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False, timeout=60)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=60000")
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             except sqlite3.Error as e:
                 raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
             self._local.conn = conn
@@ -68,23 +81,47 @@ class SqliteCatalog(Catalog):
         return conn
 
     class _Tx:
-        """`with catalog._tx() as c:` one IMMEDIATE transaction, rolled back on any exception."""
+        """`with catalog._tx() as c:` one IMMEDIATE transaction, rolled back on any exception.
 
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+        A `nowait` one raises WouldBlock instead of waiting for another writer's lock or a checkpoint.
+        """
+
+        def __init__(self, catalog: SqliteCatalog, nowait: bool) -> None:
+            self.catalog = catalog
+            self.conn = catalog._conn()
+            self.nowait = nowait
 
         def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute("BEGIN IMMEDIATE")
-            return self.conn
+            conn = self.conn
+            if not self.nowait:
+                conn.execute("BEGIN IMMEDIATE")
+                return conn
+            if self.catalog._writes >= CHECKPOINT_EVERY:
+                raise WouldBlock("a checkpoint of the catalog is due")
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise WouldBlock(f"the catalog is locked by another writer ({e})") from e
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            return conn
 
         def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            if exc_type is None:
-                self.conn.execute("COMMIT")
-            else:
+            if exc_type is not None:
                 self.conn.execute("ROLLBACK")
+                return
+            self.conn.execute("COMMIT")
+            with self.catalog._writes_lock:
+                self.catalog._writes += 1
+                due = not self.nowait and self.catalog._writes >= CHECKPOINT_EVERY
+                if due:
+                    self.catalog._writes = 0
+            if due:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _tx(self) -> SqliteCatalog._Tx:
-        return SqliteCatalog._Tx(self._conn())
+    def _tx(self, nowait: bool = False) -> SqliteCatalog._Tx:
+        return SqliteCatalog._Tx(self, nowait)
 
     # -- node leases ---------------------------------------------------------------------
 
@@ -120,6 +157,18 @@ class SqliteCatalog(Catalog):
             (path,),
         ).fetchone()
         return row_to_version(r) if r else None
+
+    def lookup(self, path: str) -> Version | Dir | None:
+        if path == "":
+            return self.get_dir(path)
+        r = self._conn().execute(
+            f"SELECT 0, {VERSION_COLUMNS} FROM versions WHERE id=(SELECT latest FROM files WHERE path=?1) "
+            f"UNION ALL SELECT 1, path, mtime, mode, explicit{', NULL' * 11} FROM dirs WHERE path=?1",
+            (path,),
+        ).fetchone()
+        if r is None:
+            return None
+        return row_to_dir(r[1:]) if r[0] else row_to_version(r[1:])
 
     def history(self, path: str) -> list[Version]:
         rows = self._conn().execute(
@@ -239,7 +288,8 @@ class SqliteCatalog(Catalog):
             f"INSERT INTO versions({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 v.id, v.path, v.size, v.sha256, v.content_type, v.description,
-                json.dumps(list(v.tags)), json.dumps(v.metadata), v.created_at, v.updated_at,
+                json.dumps(list(v.tags)) if v.tags else "[]", json.dumps(v.metadata) if v.metadata else "{}",
+                v.created_at, v.updated_at,
                 v.mtime, v.mode, v.state, v.key, None,
             ),
         )
@@ -266,11 +316,12 @@ class SqliteCatalog(Catalog):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def insert_version(self, v: Version, inherit_mode: bool = False) -> Version:
+    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
         parent, name = split(v.path)
-        with self._tx() as c:
+        with self._tx(nowait) as c:
             prev = c.execute(
-                "SELECT v.mode FROM files f JOIN versions v ON v.id=f.latest WHERE f.path=?", (v.path,)
+                "SELECT v.mode, v.description, v.tags, v.metadata FROM files f JOIN versions v ON v.id=f.latest "
+                "WHERE f.path=?", (v.path,)
             ).fetchone()
             if prev is None:
                 dirs = {r[0] for r in c.execute("SELECT path FROM dirs WHERE path IN (?, ?)", (v.path, parent))}
@@ -278,8 +329,10 @@ class SqliteCatalog(Catalog):
                     raise IsADirectory(f"{v.path!r} is a directory")
                 if parent and parent not in dirs:
                     self._ensure_parents(c, v.path, v.created_at)
-            elif inherit_mode:
-                v = dataclasses.replace(v, mode=prev[0])
+            elif inherit:
+                old = {"mode": prev[0], "description": prev[1], "tags": tuple(json.loads(prev[2])),
+                       "metadata": json.loads(prev[3])}
+                v = dataclasses.replace(v, **{f: old[f] for f in inherit})
             self._insert(c, v)
             if prev is None:
                 c.execute("INSERT INTO files(path, parent, name, latest) VALUES (?,?,?,?)", (v.path, parent, name, v.id))
@@ -492,6 +545,12 @@ class SqliteCatalog(Catalog):
 
     def close(self) -> None:
         with self._conns_lock:
+            if self._writes and self._conns:
+                try:
+                    self._conns[0].execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # the next writer's checkpoint covers these pages too
+                self._writes = 0
             for conn in self._conns:
                 try:
                     conn.close()

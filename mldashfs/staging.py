@@ -86,6 +86,7 @@ class Staged:
         self._sequential = True
         self._external = False
         self._lock = threading.Lock()
+        self._finished: tuple[str, int] | None = None
         self.dirty = False
 
     @property
@@ -199,22 +200,28 @@ class Staged:
             os.fsync(self.fd)
 
     def finish(self) -> tuple[str, int]:
-        """Complete the bytes and return (sha256 hex, size); a staging file is closed afterwards."""
+        """Complete the bytes and return (sha256 hex, size); a staging file is closed afterwards.
+        Calling it again returns the same (a commit retried elsewhere after WouldBlock)."""
         with self._lock:
-            self._materialize()
-            h = self._hasher.finish()
-            if self._mem is not None:
-                if not self._sequential:
-                    return hashlib.sha256(self._mem).hexdigest(), len(self._mem)
-                h.update(memoryview(self._mem)[self._hashed :])  # the unhashed tail, if any
-                return h.hexdigest(), len(self._mem)
-            if self._external or not self._sequential:
-                digest, size = hash_fd(self.fd)
-            else:
-                digest, size = hash_fd(self.fd, self._hashed, h)  # the unhashed tail, if any
-            os.close(self.fd)
-            self.fd = -1
-            return digest, size
+            if self._finished is None:
+                self._finished = self._digest()
+            return self._finished
+
+    def _digest(self) -> tuple[str, int]:
+        self._materialize()
+        h = self._hasher.finish()
+        if self._mem is not None:
+            if not self._sequential:
+                return hashlib.sha256(self._mem).hexdigest(), len(self._mem)
+            h.update(memoryview(self._mem)[self._hashed :])  # the unhashed tail, if any
+            return h.hexdigest(), len(self._mem)
+        if self._external or not self._sequential:
+            digest, size = hash_fd(self.fd)
+        else:
+            digest, size = hash_fd(self.fd, self._hashed, h)  # the unhashed tail, if any
+        os.close(self.fd)
+        self.fd = -1
+        return digest, size
 
     def discard(self) -> None:
         """Throw the staged bytes away."""

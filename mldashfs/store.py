@@ -30,6 +30,7 @@ from .errors import (
     StoreError,
     TooLarge,
     Unavailable,
+    WouldBlock,
 )
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake
@@ -42,6 +43,9 @@ from .staging import Staged, Staging, Writer
 INTERNAL = ".mldashfs"
 #: Largest description or metadata (as JSON) a version may carry, like an xattr value.
 MAX_META_BYTES = 64 * 1024
+#: A `nowait` commit takes bytes held in memory up to this size: writing them costs about what the
+#: catalog row does (the mount commits small files on its event loop this way).
+NOWAIT_BYTES = 64 * 1024
 _UNSET: Any = object()
 
 
@@ -168,9 +172,10 @@ class Store:
     def _commit_file(
         self, path: str, place: Callable[[str], None], sha256: str, size: int, description: str | None,
         tags: tuple[str, ...], metadata: dict[str, Any], content_type: str | None,
-        mtime: float | None, mode: int | None,
+        mtime: float | None, mode: int | None, carry: tuple[str, ...] = (), nowait: bool = False,
     ) -> Version:
-        """Steps 2 and 3 of the commit: `place` puts the complete bytes at their key, then the row goes in."""
+        """Steps 2 and 3 of the commit: `place` puts the complete bytes at their key, then the row goes in
+        (taking the `carry` fields, and the mode unless given, from the previous version)."""
         vid = self._ids.next()
         now = time.time()
         key = blob_key(path, vid)
@@ -186,7 +191,7 @@ class Store:
             state=self._state, key=key,
         )
         try:
-            return self.catalog.insert_version(v, inherit_mode=mode is None)
+            return self.catalog.insert_version(v, (*carry, "mode") if mode is None else carry, nowait)
         except BaseException:
             self.blobs.delete(key)
             raise
@@ -288,24 +293,31 @@ class Store:
 
     def commit(self, path: str, staged: Staged, *, description: str | None = _UNSET,
                tags: Iterable[str] | None = _UNSET, metadata: dict[str, Any] | None = _UNSET,
-               content_type: str | None = None, mtime: float | None = None, mode: int | None = None) -> Version:
+               content_type: str | None = None, mtime: float | None = None, mode: int | None = None,
+               nowait: bool = False) -> Version:
         """Make a staged file the newest version of `path`; omitted description/tags/metadata carry over
-        from the previous version (a rewrite through the mount keeps the file's xattrs)."""
+        from the previous version (a rewrite through the mount keeps the file's xattrs).
+
+        With `nowait` it commits only what needs no waiting: at most NOWAIT_BYTES held in memory, local
+        blobs, a catalog that takes the row at once. Otherwise it raises WouldBlock, with nothing
+        changed and `staged` intact for a commit without `nowait`."""
+        if nowait and not (self.blobs.local and staged.in_memory and staged.size <= NOWAIT_BYTES):
+            raise WouldBlock(f"committing {path!r} means writing large or remote bytes")
         try:
             p = self.check_new_path(path, is_file=True)
-            prev = None
-            if _UNSET in (description, tags, metadata):
-                prev = self.catalog.latest(p)
-            d = check_description(prev.description if prev else None) if description is _UNSET else check_description(description)
-            t = (prev.tags if prev else ()) if tags is _UNSET else check_tags(tags)
-            m = (prev.metadata if prev else {}) if metadata is _UNSET else check_metadata(metadata)
+            d = None if description is _UNSET else check_description(description)
+            t = () if tags is _UNSET else check_tags(tags)
+            m = {} if metadata is _UNSET else check_metadata(metadata)
         except BaseException:
             staged.discard()
             raise
-        return self._commit_staged(p, staged, d, t, m, content_type, mtime, mode)
+        carry = tuple(f for f, given in (("description", description), ("tags", tags), ("metadata", metadata))
+                      if given is _UNSET)
+        return self._commit_staged(p, staged, d, t, m, content_type, mtime, mode, carry, nowait)
 
     def _commit_staged(self, p: str, staged: Staged, d: str | None, t: tuple[str, ...], m: dict[str, Any],
-                       content_type: str | None, mtime: float | None, mode: int | None) -> Version:
+                       content_type: str | None, mtime: float | None, mode: int | None,
+                       carry: tuple[str, ...] = (), nowait: bool = False) -> Version:
         try:
             sha, size = staged.finish()
         except BaseException:
@@ -313,20 +325,25 @@ class Store:
             raise
         if staged.in_memory:
             return self._commit_file(p, lambda key: self.blobs.commit_bytes(key, staged.data), sha, size,
-                                     d, t, m, content_type, mtime, mode)
+                                     d, t, m, content_type, mtime, mode, carry, nowait)
         assert staged.path is not None
-        return self._commit_staged_file(p, staged.path, sha, size, d, t, m, content_type, mtime, mode)
+        return self._commit_staged_file(p, staged.path, sha, size, d, t, m, content_type, mtime, mode, carry)
 
     # -- reading -----------------------------------------------------------------------------
 
     def latest(self, path: str) -> Version:
-        p = self._path(path)
-        v = self.catalog.latest(p)
+        v = self.latest_or_none(path)
         if v is None:
-            if self.catalog.get_dir(p) is not None:
-                raise IsADirectory(f"{p!r} is a directory")
-            raise NotFound(f"no file {p!r}")
+            raise NotFound(f"no file {path!r}")
         return v
+
+    def latest_or_none(self, path: str) -> Version | None:
+        """The newest live version of `path`, or None if there is no file (IsADirectory for a directory)."""
+        p = self._path(path)
+        found = self.catalog.lookup(p)
+        if isinstance(found, Dir):
+            raise IsADirectory(f"{p!r} is a directory")
+        return found
 
     def get_version(self, vid: int | str) -> Version:
         try:
@@ -360,13 +377,10 @@ class Store:
 
     def stat(self, path: str) -> Version | Dir:
         p = self._path(path)
-        v = self.catalog.latest(p)
-        if v is not None:
-            return v
-        d = self.catalog.get_dir(p)
-        if d is None:
+        found = self.catalog.lookup(p)
+        if found is None:
             raise NotFound(f"no such file or directory {p!r}")
-        return d
+        return found
 
     def listdir(self, path: str, after: str | None = None, limit: int = 1000) -> list[Entry]:
         p = self._path(path)

@@ -1,7 +1,8 @@
 """The pyfuse3 `Operations` of mldashfs: each handler resolves the inode, calls the Store, translates.
 
 Blocking work (Store calls, disk reads/writes, hashing at commit) runs in worker threads
-(`trio.to_thread`), so a big write never stalls `ls`. Errors cross the FUSE boundary in one place,
+(`trio.to_thread`), so a big write never stalls `ls`; only a small file's commit runs on the loop,
+when the Store can make it without waiting (`nowait`). Errors cross the FUSE boundary in one place,
 `boundary.fuse_errors`. The inode and handle tables are only changed by synchronous code between awaits.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import pyfuse3
 import trio
 
-from ..errors import NotFound, StoreError
+from ..errors import NotFound, StoreError, WouldBlock
 from ..paths import split
 from ..records import Dir, Stat, Version
 from ..staging import Staged
@@ -320,7 +321,7 @@ class Operations(pyfuse3.Operations):
         path = child(self._path(parent_inode), decode_name(name))
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "create %s: the .versions view is read-only", path)
-        base = self.tree.latest_or_none(path)
+        base = self.store.latest_or_none(path)
         if base is None:
             self.store.check_new_path(path, is_file=True)
         ino = self.inodes.ino(path)
@@ -434,7 +435,10 @@ class Operations(pyfuse3.Operations):
             await run_blocking(staged.discard)
             w.pending = False
             return
-        v = await run_blocking(self.store.commit, path, staged, **w.changes, **w.attrs)
+        try:  # a small file commits here on the loop: a thread hop costs as much as the commit itself
+            v = self.store.commit(path, staged, **w.changes, **w.attrs, nowait=True)
+        except WouldBlock:
+            v = await run_blocking(self.store.commit, path, staged, **w.changes, **w.attrs)
         w.base, w.pending, w.created = v, False, False
         w.changes.clear()
         w.attrs.clear()

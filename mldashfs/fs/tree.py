@@ -44,13 +44,6 @@ class Tree:
             raise NotFound(path)
         return v
 
-    def latest_or_none(self, path: str) -> Version | None:
-        """The newest version of `path`, or None if it has none."""
-        try:
-            return self.store.latest(path)
-        except NotFound:
-            return None
-
     def exists(self, path: str) -> bool:
         """True if `path` is a stored file or directory."""
         try:

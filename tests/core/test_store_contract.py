@@ -11,7 +11,7 @@ import pytest
 
 from mldashfs import errors
 from mldashfs.catalog import Catalog
-from mldashfs.records import Stat, Version
+from mldashfs.records import Dir, Stat, Version
 from mldashfs.store import Store
 from tests.page_cache import resident_pages
 
@@ -330,6 +330,44 @@ def test_another_client_sees_commits_at_once(store: Store, open_store) -> None:
     assert other.latest(f"{E}/shared.txt") == v
     other.put_bytes(f"{E}/shared.txt", b"2")
     assert store.read_bytes(store.latest(f"{E}/shared.txt")) == b"2"
+
+
+def test_lookup_answers_file_directory_or_nothing(store: Store) -> None:
+    v = store.put_bytes(f"{E}/d/f.bin", b"x")
+    store.mkdir(f"{E}/empty")
+    # The backend's one-query lookup and the interface's default (latest, then get_dir) agree.
+    for lookup in (store.catalog.lookup, lambda p: Catalog.lookup(store.catalog, p)):
+        assert lookup(f"{E}/d/f.bin") == v
+        d = lookup(f"{E}/d")
+        assert isinstance(d, Dir) and d.path == f"{E}/d" and not d.explicit
+        e = lookup(f"{E}/empty")
+        assert isinstance(e, Dir) and e.explicit
+        assert lookup(f"{E}/d/missing") is None
+        assert isinstance(lookup(""), Dir)
+    assert store.latest_or_none(f"{E}/d/missing") is None
+    with pytest.raises(errors.IsADirectory):
+        store.latest_or_none(f"{E}/d")
+
+
+def test_a_nowait_commit_takes_small_bytes_and_leaves_the_rest_intact(store: Store) -> None:
+    from mldashfs.store import NOWAIT_BYTES
+
+    small = store.stage(None, "s.bin")
+    small.write(0, b"abc")
+    v = store.commit(f"{E}/s.bin", small, tags=["t"], nowait=True)
+    assert store.read_bytes(v) == b"abc" and v.sha256 == hashlib.sha256(b"abc").hexdigest()
+    again = store.stage(v)
+    again.write(3, b"d")
+    v2 = store.commit(f"{E}/s.bin", again, nowait=True)  # carries the tags over, like a plain commit
+    assert store.read_bytes(v2) == b"abcd" and v2.tags == ("t",)
+    data = os.urandom(NOWAIT_BYTES + 1)
+    big = store.stage(None, "b.bin")
+    big.write(0, data)
+    with pytest.raises(errors.WouldBlock):
+        store.commit(f"{E}/b.bin", big, nowait=True)
+    assert store.latest_or_none(f"{E}/b.bin") is None
+    v3 = store.commit(f"{E}/b.bin", big)  # the same staged bytes, committed where waiting is fine
+    assert store.read_bytes(v3) == data and v3.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_staged_bytes_spill_from_memory_to_a_file(store: Store) -> None:

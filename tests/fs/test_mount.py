@@ -7,9 +7,11 @@ import errno
 import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -354,3 +356,30 @@ def test_a_big_write_does_not_stall_ls(mnt: Mount) -> None:
             writer.kill()
             writer.wait()
     assert (mnt.path / "big.bin").stat().st_size == 512 << 20
+
+
+def test_a_locked_catalog_delays_a_commit_but_not_the_mount(mnt: Mount) -> None:
+    """Small files commit on the daemon's loop only when the catalog takes the row at once: while
+    another process holds its write lock, the commit waits elsewhere and the mount keeps answering."""
+    (mnt.path / "seen.txt").write_bytes(b"x")
+    other = sqlite3.connect(mnt.store / ".mldashfs" / "catalog.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    closed = threading.Event()
+
+    def write() -> None:
+        (mnt.path / "small.txt").write_bytes(b"hello")  # its close() commits: it has to wait for the lock
+        closed.set()
+
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        time.sleep(0.5)  # let the write reach its commit
+        ls = subprocess.run(["ls", "-l", str(mnt.path)], capture_output=True, text=True, timeout=30)
+        assert ls.returncode == 0 and "seen.txt" in ls.stdout
+        assert (mnt.path / "seen.txt").read_bytes() == b"x"
+        assert not closed.is_set(), "the commit did not wait for the other writer"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        writer.join(timeout=60)
+    assert closed.is_set() and (mnt.path / "small.txt").read_bytes() == b"hello"
