@@ -182,6 +182,8 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle = self.dirs[fh]
+        listing = attributes.Listing(self.uid, self.gid)
+        encode = os.fsencode
         index = start_id
         while True:
             rows = handle.cached_rows(index)
@@ -194,21 +196,21 @@ class Operations(pyfuse3.Operations):
                 path = child(parent, name)
                 ino = self.inodes.ino(path, parent)
                 try:
-                    a = self._listed_attrs(ino, obj, path)
+                    a = self._listed_attrs(ino, obj, path, listing)
                 except (pyfuse3.FUSEError, StoreError):
                     index += 1
                     continue
-                if not pyfuse3.readdir_reply(token, os.fsencode(name), a, index + 1):
+                if not pyfuse3.readdir_reply(token, encode(name), a, index + 1):
                     return
                 self.inodes.looked_up(ino)
                 index += 1
 
-    def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str) -> pyfuse3.EntryAttributes:
-        """Attributes of one readdir row; a stored row without an open writer takes the fast way."""
+    def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str,
+                      listing: attributes.Listing) -> pyfuse3.EntryAttributes:
+        """Attributes of one readdir row; a stored row without an open writer takes the fast way
+        (not cached by the daemon: the kernel caches them, and a later getattr asks the Store)."""
         if isinstance(obj, Stat) and ino not in self.files.writers:
-            a = attributes.of_stat(ino, obj, self.uid, self.gid)
-            self.inodes.remember(ino, a)
-            return a
+            return listing.of(ino, obj)
         if isinstance(obj, Stat):
             obj = self.tree.resolve(path)
         elif obj is None and self.files.uncommitted_writer(ino) is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
 import types
@@ -62,7 +63,7 @@ class Driver:
             if taken[0] >= batch:
                 return False
             taken[0] += 1
-            out.append((os.fsdecode(name), attr))
+            out.append((os.fsdecode(name), copy.copy(attr)))  # the kernel copies each entry, as here
             return True
 
         try:

@@ -82,11 +82,16 @@ def test_readdir_pages_through_many_entries_with_attributes(
 ) -> None:
     monkeypatch.setattr(directories, "PAGE", 40)  # several Store pages with few files
     names = [f"f{i:05d}.txt" for i in range(234)]
-    for n in names:
-        store.put_bytes(f"{EXPERIMENT}/many/{n}", n.encode())
+    for i, n in enumerate(names):
+        store.put_bytes(f"{EXPERIMENT}/many/{n}", b"x" * i, mode=0o600 if i % 2 else None)
+    store.mkdir(f"{EXPERIMENT}/many/g-sub")
     listed = fs.listdir("many", batch=97)
-    assert [n for n, _ in listed] == names
-    assert all(a.st_size == len(n) and a.st_ino for n, a in listed)
+    assert [n for n, _ in listed] == [*names, "g-sub"]
+    files = listed[:-1]
+    assert [a.st_size for _, a in files] == list(range(234))
+    assert [stat.S_IMODE(a.st_mode) for _, a in files] == [0o600 if i % 2 else 0o644 for i in range(234)]
+    assert len({a.st_ino for _, a in listed}) == 235 and all(stat.S_ISREG(a.st_mode) for _, a in files)
+    assert stat.S_ISDIR(listed[-1][1].st_mode) and listed[-1][1].st_nlink == 2
     assert fs.errno("opendir", fs.ino("many/f00000.txt"), fs.ctx) == errno.ENOTDIR
 
 
