@@ -118,10 +118,19 @@ class SqliteCatalog(Catalog):
                 if due:
                     self.catalog._writes = 0
             if due:
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.catalog._checkpoint(self.conn)
 
     def _tx(self, nowait: bool = False) -> SqliteCatalog._Tx:
         return SqliteCatalog._Tx(self, nowait)
+
+    @staticmethod
+    def _checkpoint(conn: sqlite3.Connection) -> None:
+        """Copy the log into the database, as far as readers allow. It runs after a commit, which
+        must not look failed if it fails: the next checkpoint covers the same pages."""
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass
 
     # -- node leases ---------------------------------------------------------------------
 
@@ -546,10 +555,7 @@ class SqliteCatalog(Catalog):
     def close(self) -> None:
         with self._conns_lock:
             if self._writes and self._conns:
-                try:
-                    self._conns[0].execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    pass  # the next writer's checkpoint covers these pages too
+                self._checkpoint(self._conns[0])
                 self._writes = 0
             for conn in self._conns:
                 try:

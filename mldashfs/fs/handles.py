@@ -104,7 +104,7 @@ class WriteHandle:
     attrs: dict[str, Any] = field(default_factory=dict)  # mtime/mode for the commit
     mtime: float = 0.0
     closed: bool = False  # flushed by a close() and not written since: its release is on the way
-    lock: HandleLock = field(default_factory=lambda: HandleLock())
+    lock: HandleLock = field(default_factory=HandleLock)
     released: trio.Event = field(default_factory=trio.Event)
 
     @property
