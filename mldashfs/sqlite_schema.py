@@ -38,7 +38,10 @@ CREATE TABLE IF NOT EXISTS files (
     name   TEXT NOT NULL,              -- last component
     latest INTEGER NOT NULL            -- id of the newest live version
 );
-CREATE UNIQUE INDEX IF NOT EXISTS files_parent ON files(parent, name);
+-- Listings: readdir reads name and newest id from this index alone ((parent, name) is unique
+-- since path is). Stores made before 2026-11-23 had files_parent(parent, name) instead.
+DROP INDEX IF EXISTS files_parent;
+CREATE INDEX IF NOT EXISTS files_listing ON files(parent, name, latest);
 
 -- One row per directory (namespace, project, experiment or prefix).
 CREATE TABLE IF NOT EXISTS dirs (

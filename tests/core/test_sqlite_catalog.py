@@ -47,3 +47,16 @@ def test_the_catalog_checkpoints_its_log_when_commits_skip_it(tmp_path: Path) ->
         assert len(store.list(E)) == n
     # Each new file writes about 7 pages to the log; unchecked, 1,200 of them would leave 8,000+.
     assert wal < 3 * 256 * 8 * PAGE, f"the log grew to {wal} bytes"
+
+
+def test_a_store_made_with_the_old_listing_index_gets_the_covering_one(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s") as store:
+        for i in range(3):
+            store.put_bytes(f"{E}/d/f{i}", b"x")
+    db = sqlite3.connect(tmp_path / "s/.mldashfs/catalog.sqlite")
+    db.executescript("DROP INDEX files_listing; CREATE UNIQUE INDEX files_parent ON files(parent, name);")
+    db.close()
+    with Store.open(tmp_path / "s") as store:
+        indexes = {r[1] for r in store.catalog._conn().execute("PRAGMA index_list(files)")}
+        assert "files_listing" in indexes and "files_parent" not in indexes
+        assert [st.name for st in store.list_stats(f"{E}/d")] == ["f0", "f1", "f2"]
