@@ -328,22 +328,23 @@ class SqliteCatalog(Catalog):
     def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
         parent, name = split(v.path)
         with self._tx(nowait) as c:
-            prev = c.execute(
-                "SELECT v.mode, v.description, v.tags, v.metadata FROM files f JOIN versions v ON v.id=f.latest "
-                "WHERE f.path=?", (v.path,)
+            latest, *prev, is_dir, has_parent = c.execute(  # one row: the file's newest version (or NULLs)
+                "SELECT f.latest, v.mode, v.description, v.tags, v.metadata, "
+                "EXISTS(SELECT 1 FROM dirs WHERE path=?1), ?2='' OR EXISTS(SELECT 1 FROM dirs WHERE path=?2) "
+                "FROM (SELECT 1) LEFT JOIN files f ON f.path=?1 LEFT JOIN versions v ON v.id=f.latest",
+                (v.path, parent),
             ).fetchone()
-            if prev is None:
-                dirs = {r[0] for r in c.execute("SELECT path FROM dirs WHERE path IN (?, ?)", (v.path, parent))}
-                if v.path in dirs:
+            if latest is None:
+                if is_dir:
                     raise IsADirectory(f"{v.path!r} is a directory")
-                if parent and parent not in dirs:
+                if not has_parent:
                     self._ensure_parents(c, v.path, v.created_at)
             elif inherit:
                 old = {"mode": prev[0], "description": prev[1], "tags": tuple(json.loads(prev[2])),
                        "metadata": json.loads(prev[3])}
                 v = dataclasses.replace(v, **{f: old[f] for f in inherit})
             self._insert(c, v)
-            if prev is None:
+            if latest is None:
                 c.execute("INSERT INTO files(path, parent, name, latest) VALUES (?,?,?,?)", (v.path, parent, name, v.id))
                 self._touch(c, parent, v.created_at)
             else:
