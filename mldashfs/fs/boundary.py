@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -58,8 +57,14 @@ async def run_blocking(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 
 def decode_name(raw: bytes) -> str:
-    """A name from the kernel as a checked str (ENAMETOOLONG/EINVAL for bad ones)."""
-    return check_name(os.fsdecode(raw))
+    """A name from the kernel as a checked str (ENAMETOOLONG/EINVAL for bad ones). Names are UTF-8
+    on both sides, whatever the daemon's locale; bytes that are not UTF-8 survive as surrogates."""
+    return check_name(raw.decode("utf-8", "surrogateescape"))
+
+
+def encode_name(name: str) -> bytes:
+    """A stored name as the kernel gets it (the inverse of `decode_name`)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def fail(code: int, why: str, *args: object) -> pyfuse3.FUSEError:

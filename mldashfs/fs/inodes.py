@@ -5,27 +5,18 @@ Invariants (kept by synchronous methods only, so no `await` can split an update)
 - an inode whose path was unlinked or replaced is *detached*: it keeps its last attributes for
   the kernel's remaining lookups and open handles, and is dropped when its lookup count is 0;
 - inode numbers are never reused, so the FUSE generation number can stay 0.
+
+Each inode costs a few dict entries and no object of its own: a readdir of 100,000 files gives
+the kernel 100,000 inodes, and the table's memory grows with them (see README, "Speed").
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pyfuse3
 
 from ..paths import split
-
-
-@dataclass(slots=True)
-class Node:
-    """What the daemon knows about one inode: its path, lookup count and cached attributes."""
-
-    ino: int
-    path: str | None
-    lookups: int = 0
-    attrs: pyfuse3.EntryAttributes | None = None
-    attrs_until: float = 0.0
 
 
 class InodeTable:
@@ -34,14 +25,15 @@ class InodeTable:
     def __init__(self, root: str, attr_ttl: float) -> None:
         self.attr_ttl = attr_ttl
         self._next = pyfuse3.ROOT_INODE + 1
-        self.nodes: dict[int, Node] = {pyfuse3.ROOT_INODE: Node(pyfuse3.ROOT_INODE, root, lookups=1)}
+        self.paths: dict[int, str | None] = {pyfuse3.ROOT_INODE: root}  # every live inode; None: detached
         self.inodes: dict[str, int] = {root: pyfuse3.ROOT_INODE}
+        self._lookups: dict[int, int] = {pyfuse3.ROOT_INODE: 1}  # the kernel's references, if any
+        self._attrs: dict[int, tuple[pyfuse3.EntryAttributes, float]] = {}  # attributes, valid until
         self._children: dict[str, set[str]] = {}  # parent path -> paths below it that have an inode
 
     def path(self, ino: int) -> str | None:
         """The path of `ino`, or None if it is detached or unknown."""
-        node = self.nodes.get(ino)
-        return node.path if node else None
+        return self.paths.get(ino)
 
     def ino(self, path: str, parent: str | None = None) -> int:
         """The inode of `path` (in directory `parent`, if the caller knows it), allocating one the
@@ -54,11 +46,7 @@ class InodeTable:
         return ino
 
     def _add(self, path: str, ino: int, parent: str | None = None) -> None:
-        node = self.nodes.get(ino)
-        if node is None:
-            self.nodes[ino] = Node(ino, path)
-        else:
-            node.path = path
+        self.paths[ino] = path
         self.inodes[path] = ino
         kids = self._children.get(parent := split(path)[0] if parent is None else parent)
         if kids is None:
@@ -88,45 +76,46 @@ class InodeTable:
 
     def looked_up(self, ino: int) -> None:
         """The kernel now holds one more reference to `ino` (lookup, create, mkdir, readdirplus)."""
-        self.nodes[ino].lookups += 1
+        self._lookups[ino] = self._lookups.get(ino, 0) + 1
 
     def forget(self, ino: int, n: int) -> None:
-        """The kernel dropped `n` references; a node nobody references is removed from the table."""
-        node = self.nodes.get(ino)
-        if node is None or ino == pyfuse3.ROOT_INODE:
+        """The kernel dropped `n` references; an inode nobody references is removed from the table."""
+        if ino == pyfuse3.ROOT_INODE or ino not in self.paths:
             return
-        node.lookups -= n
-        if node.lookups <= 0:
-            del self.nodes[ino]
-            if node.path is not None and self.inodes.get(node.path) == ino:
-                self._remove(node.path)
+        left = self._lookups.get(ino, 0) - n
+        if left > 0:
+            self._lookups[ino] = left
+            return
+        self._lookups.pop(ino, None)
+        self._attrs.pop(ino, None)
+        path = self.paths.pop(ino)
+        if path is not None and self.inodes.get(path) == ino:
+            self._remove(path)
 
     def cached(self, ino: int) -> pyfuse3.EntryAttributes | None:
-        """Attributes cached for `ino` within the last `attr_ttl` seconds (detached nodes: always)."""
-        node = self.nodes.get(ino)
-        if node is None or node.attrs is None:
+        """Attributes cached for `ino` within the last `attr_ttl` seconds (detached inodes: always)."""
+        entry = self._attrs.get(ino)
+        if entry is None:
             return None
-        if node.path is None or time.monotonic() < node.attrs_until:
-            return node.attrs
+        if self.paths.get(ino) is None or time.monotonic() < entry[1]:
+            return entry[0]
         return None
 
     def remember(self, ino: int, attrs: pyfuse3.EntryAttributes) -> None:
         """Cache the attributes just sent to the kernel for `ino`."""
-        node = self.nodes.get(ino)
-        if node is not None:
-            node.attrs = attrs
-            node.attrs_until = time.monotonic() + self.attr_ttl
+        if ino in self.paths:
+            self._attrs[ino] = (attrs, time.monotonic() + self.attr_ttl)
 
     def invalidate(self, ino: int) -> None:
-        """Drop the cached attributes of `ino` (its file changed)."""
-        node = self.nodes.get(ino)
-        if node is not None:
-            node.attrs_until = 0.0
+        """Drop the cached attributes of `ino` (its file changed); a detached inode keeps them."""
+        entry = self._attrs.get(ino)
+        if entry is not None:
+            self._attrs[ino] = (entry[0], 0.0)
 
     def detach(self, path: str) -> None:
         """`path` and everything below it are gone: their inodes keep living without a path."""
         for p in self._subtree(path):
-            self.nodes[self._remove(p)].path = None
+            self.paths[self._remove(p)] = None
 
     def move(self, src: str, dst: str) -> None:
         """`src` (and everything below it) is now `dst`; whatever was at `dst` is detached first."""
@@ -134,4 +123,4 @@ class InodeTable:
         for p in self._subtree(src):
             ino = self._remove(p)
             self._add(dst + p[len(src):], ino)
-            self.nodes[ino].attrs_until = 0.0
+            self.invalidate(ino)

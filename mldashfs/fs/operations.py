@@ -24,7 +24,7 @@ from ..records import Dir, Stat, Version
 from ..staging import Staged
 from ..store import Store
 from . import attributes, xattrs
-from .boundary import decode_name, fail, fuse_errors, log, run_blocking
+from .boundary import decode_name, encode_name, fail, fuse_errors, log, run_blocking
 from .directories import DirHandle
 from .handles import HandleTable, ReadHandle, WriteHandle
 from .inodes import InodeTable
@@ -183,7 +183,6 @@ class Operations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle = self.dirs[fh]
         listing = attributes.Listing(self.uid, self.gid)
-        encode = os.fsencode
         index = start_id
         while True:
             rows = handle.cached_rows(index)
@@ -192,15 +191,16 @@ class Operations(pyfuse3.Operations):
             if not rows:
                 return
             parent = handle.path
+            prefix = child(parent, "")
             for name, obj in rows:
-                path = child(parent, name)
+                path = prefix + name
                 ino = self.inodes.ino(path, parent)
                 try:
                     a = self._listed_attrs(ino, obj, path, listing)
                 except (pyfuse3.FUSEError, StoreError):
                     index += 1
                     continue
-                if not pyfuse3.readdir_reply(token, encode(name), a, index + 1):
+                if not pyfuse3.readdir_reply(token, encode_name(name), a, index + 1):
                     return
                 self.inodes.looked_up(ino)
                 index += 1

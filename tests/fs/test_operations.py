@@ -95,6 +95,30 @@ def test_readdir_pages_through_many_entries_with_attributes(
     assert fs.errno("opendir", fs.ino("many/f00000.txt"), fs.ctx) == errno.ENOTDIR
 
 
+def test_the_kernels_forgets_empty_the_inode_table_and_numbers_are_never_reused(fs: Driver, store: Store) -> None:
+    for i in range(30):
+        store.put_bytes(f"{EXPERIMENT}/many/f{i:02d}", b"x" * i)
+    table = fs.ops.inodes
+    first = {name: a.st_ino for name, a in fs.listdir("many", batch=7)}
+    assert all(table.path(ino) == f"{EXPERIMENT}/many/{name}" for name, ino in first.items())
+    held = len(table.paths)
+    fs("forget", [(ino, 1) for ino in first.values()])  # readdirplus gave one reference per entry
+    assert len(table.paths) == held - 30
+    assert not any(f"{EXPERIMENT}/many/{name}" in table.inodes for name in first)
+    again = {name: a.st_ino for name, a in fs.listdir("many")}
+    assert again.keys() == first.keys() and not set(again.values()) & set(first.values())
+
+    kept = fs.lookup("many/f05")  # a second reference to f05
+    fs("rename", fs.ino(""), b"many", fs.ino(""), b"moved", 0, fs.ctx)
+    assert table.path(kept.st_ino) == f"{EXPERIMENT}/moved/f05"  # renaming a folder moves its inodes
+    fs("unlink", fs.ino("moved"), b"f05", fs.ctx)
+    assert table.path(kept.st_ino) is None  # detached: still answers the kernel's references
+    assert fs("getattr", kept.st_ino, fs.ctx).st_size == 5
+    fs("forget", [(kept.st_ino, 2)])
+    assert kept.st_ino not in table.paths
+    assert fs.errno("getattr", kept.st_ino, fs.ctx) == errno.ENOENT
+
+
 def test_versions_view_lists_reads_and_removes_versions(fs: Driver, store: Store) -> None:
     for data in (b"v1", b"v2", b"v3"):
         fs.write_file("ckpt.pt", data)
