@@ -1,4 +1,5 @@
-"""`scripts/bench_store.py --quick` runs end to end and prints every figure (a smoke run, no speed targets)."""
+"""`scripts/bench_store.py --quick` and `scripts/bench_fs.py --quick` run end to end and print every figure
+(smoke runs: no speed targets are checked here)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_store.py"
+from .mounting import require_fuse
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPT = SCRIPTS / "bench_store.py"
 
 
 def test_bench_store_quick_prints_the_table() -> None:
@@ -33,3 +37,23 @@ def test_bench_store_quick_prints_the_table() -> None:
     assert all(upload[k] > 0 for k in ("cp", "by_hand", "mldashfs", "hashlib_bytes_per_s"))
     assert save_json["mldashfs"]["done"] == save_json["calls"] == 500
     assert save_json["mldashfs"]["first"] > 0 and save_json["mldashfs"]["last"] > 0
+
+
+def test_bench_fs_quick_prints_the_table_and_leaves_no_mount() -> None:
+    require_fuse()
+    with tempfile.TemporaryDirectory(prefix="mldashfs-benchfs-smoke-") as d:
+        raw = Path(d) / "figures.json"
+        done = subprocess.run([sys.executable, str(SCRIPTS / "bench_fs.py"), "--quick", "--dir", d, "--json", str(raw)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        figures = json.loads(raw.read_text())
+        assert os.listdir(d) == ["figures.json"]  # the work folder, its mounts and their store were removed
+        with open("/proc/self/mountinfo") as mounts:
+            assert d not in mounts.read()
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 15 and all(line.count("|") == 8 for line in rows)
+    for rates in (figures["write_bytes_per_s"], figures["cold_read_bytes_per_s"], figures["small_files"]):
+        assert set(rates) >= {"bare", "passthrough", "mldashfs"} and all(v > 0 for v in rates.values())
+    for n, listing in figures["listing"].items():
+        assert 0 < listing["mldashfs"] < 30 and 0 < listing["bare"] < 30, n
+        assert set(listing["cpu_seconds"]["mldashfs"]) == {"ls_user", "ls_kernel", "daemon"}
