@@ -3,7 +3,8 @@
 Invariants (kept by synchronous methods only, so no `await` can split an update):
 - one path has at most one inode and one inode at most one path (`paths` and `inodes` mirror);
 - an inode whose path was unlinked or replaced is *detached*: it keeps its last attributes for
-  the kernel's remaining lookups and open handles, and is dropped when its lookup count is 0;
+  the kernel's remaining lookups and open handles, and is dropped when its lookup count is 0
+  (at once if the kernel never had it);
 - inode numbers are never reused, so the FUSE generation number can stay 0.
 
 Each inode costs a few dict entries and no object of its own: a readdir of 100,000 files gives
@@ -113,9 +114,15 @@ class InodeTable:
             self._attrs[ino] = (entry[0], 0.0)
 
     def detach(self, path: str) -> None:
-        """`path` and everything below it are gone: their inodes keep living without a path."""
+        """`path` and everything below it are gone: their inodes keep living without a path while the
+        kernel references them; one it never got (readdir stopped at a full buffer) is dropped."""
         for p in self._subtree(path):
-            self.paths[self._remove(p)] = None
+            ino = self._remove(p)
+            if ino in self._lookups:
+                self.paths[ino] = None
+            else:
+                del self.paths[ino]
+                self._attrs.pop(ino, None)
 
     def move(self, src: str, dst: str) -> None:
         """`src` (and everything below it) is now `dst`; whatever was at `dst` is detached first."""

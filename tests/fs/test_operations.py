@@ -85,7 +85,11 @@ def test_readdir_pages_through_many_entries_with_attributes(
     for i, n in enumerate(names):
         store.put_bytes(f"{EXPERIMENT}/many/{n}", b"x" * i, mode=0o600 if i % 2 else None)
     store.mkdir(f"{EXPERIMENT}/many/g-sub")
+    pages: list[int] = []
+    list_stats = store.list_stats
+    monkeypatch.setattr(store, "list_stats", lambda *a, **k: pages.append(len(r := list_stats(*a, **k))) or r)
     listed = fs.listdir("many", batch=97)
+    assert pages == [40] * 5 + [35]  # one page at a time, each read once: memory stays flat
     assert [n for n, _ in listed] == [*names, "g-sub"]
     files = listed[:-1]
     assert [a.st_size for _, a in files] == list(range(234))
@@ -107,6 +111,22 @@ def test_the_kernels_forgets_empty_the_inode_table_and_numbers_are_never_reused(
     assert not any(f"{EXPERIMENT}/many/{name}" in table.inodes for name in first)
     again = {name: a.st_ino for name, a in fs.listdir("many")}
     assert again.keys() == first.keys() and not set(again.values()) & set(first.values())
+    fs("forget", [(ino, 1) for ino in again.values()])
+
+    fh = fs("opendir", fs.ino("many"), fs.ctx)
+    offered: list[int] = []
+
+    def full_after_two(token: object, name: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
+        offered.append(attr.st_ino)
+        return len(offered) <= 2
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pyfuse3, "readdir_reply", full_after_two)
+        fs("readdir", fh, 0, None)
+    fs("releasedir", fh)
+    fs("forget", [(ino, 1) for ino in offered[:2]])
+    fs("unlink", fs.ino("many"), b"f02", fs.ctx)
+    assert offered[2] not in table.paths  # offered but never taken: the kernel will never forget it
 
     kept = fs.lookup("many/f05")  # a second reference to f05
     fs("rename", fs.ino(""), b"many", fs.ino(""), b"moved", 0, fs.ctx)
