@@ -99,6 +99,7 @@ class WriteHandle:
     created: bool = False  # the path had no version when this handle created it
     pending: bool = False  # created or truncated: commit even if nothing is written
     staged: Staged | None = None
+    committing: int | None = None  # size of the staged bytes a commit took and has not finished
     copied: bool = False  # the staged file holds its base's bytes (no lazy copy left to make)
     changes: dict[str, Any] = field(default_factory=dict)  # description/tags/metadata for the commit
     attrs: dict[str, Any] = field(default_factory=dict)  # mtime/mode for the commit
@@ -113,8 +114,11 @@ class WriteHandle:
         return self.pending or (self.staged is not None and self.staged.dirty)
 
     def size(self) -> int:
+        """The size readers and `stat` see: the staged bytes, also while a commit is taking them."""
         if self.staged is not None:
             return self.staged.size
+        if self.committing is not None:
+            return self.committing
         return self.base.size if self.base is not None else 0
 
 

@@ -92,6 +92,8 @@ class Operations(pyfuse3.Operations):
             if ino is None or self.files.uncommitted_writer(ino) is None:
                 raise
             obj = None
+        if ino is not None and self._outdated(ino, obj):
+            self._retire(ino, path)
         ino = self.inodes.ino(path)
         a = self._attrs(ino, obj, path)
         self.inodes.looked_up(ino)
@@ -125,7 +127,25 @@ class Operations(pyfuse3.Operations):
             obj: Version | Dir | None = self.tree.resolve(path)
         except NotFound:
             obj = None
+        if self._outdated(inode, obj):
+            return self._retire(inode, path)
         return self._attrs(inode, obj, path)
+
+    def _outdated(self, ino: int, obj: Version | Dir | None) -> bool:
+        """Whether `ino` has page-cache readers of another version than `obj`, the path's newest."""
+        cached = self.cache.cached_version(ino)
+        return cached is not None and (not isinstance(obj, Version) or obj.id != cached.id)
+
+    def _retire(self, ino: int, path: str, for_writer: bool = False) -> pyfuse3.EntryAttributes:
+        """Leave `ino` to its page-cache readers, with the size of their version, and give `path` a
+        new inode at its next lookup: the kernel cuts such readers at the inode's size, so a writer's
+        O_TRUNC, a truncate or a newer version must never reach `ino`. Returns the attributes it keeps."""
+        kept = self._attrs(ino, self.cache.cached_version(ino), path)
+        self.inodes.detach(path)
+        if for_writer:
+            self.cache.moved(path)
+        log.debug("%s leaves inode %d to its page-cache readers", path, ino)
+        return kept
 
     @fuse_errors
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
@@ -141,6 +161,9 @@ class Operations(pyfuse3.Operations):
             if writer is not None:
                 await self._truncate(writer, attr.st_size)
             else:
+                if self.cache.cached_version(inode) is not None:
+                    self._retire(inode, path, for_writer=True)
+                    raise pyfuse3.FUSEError(errno.ESTALE)  # truncate(2) looks the path up again
                 await run_blocking(self.tree.truncate, path, attr.st_size)
                 self.inodes.invalidate(inode)
         changes: dict[str, Any] = {}
@@ -327,6 +350,9 @@ class Operations(pyfuse3.Operations):
         if base is None:
             self.store.check_new_path(path, is_file=True)
         ino = self.inodes.ino(path)
+        if self.cache.cached_version(ino) is not None:
+            self._retire(ino, path)
+            ino = self.inodes.ino(path)
         w = WriteHandle(ino, None, self.cache.open_writer(ino), created=base is None, pending=True,
                         mtime=time.time())
         if base is None:
@@ -342,7 +368,9 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        path = self._path(inode)
+        path = self.inodes.path(inode)
+        if path is None:
+            raise pyfuse3.FUSEError(errno.ESTALE)  # unlinked or moved on: the kernel looks the path up again
         writing = flags & os.O_ACCMODE != os.O_RDONLY or bool(flags & os.O_TRUNC)
         vp = parse_lenient(path)
         if vp is not None:
@@ -351,15 +379,20 @@ class Operations(pyfuse3.Operations):
             obj = self.tree.resolve(path)
             if not isinstance(obj, Version):
                 raise pyfuse3.FUSEError(errno.EISDIR)
-            return await self._open_reader(inode, obj)
+            return await self._open_reader(inode, path, obj)
         await self._settle_closed_writers(inode)
+        if self.inodes.path(inode) is None:  # moved on while this open waited
+            raise pyfuse3.FUSEError(errno.ESTALE)
         pending = self.files.uncommitted_writer(inode)
         if pending is not None and pending.created:
             version = None
         else:
             version = self.store.latest(path)
         if not writing:
-            return await self._open_reader(inode, version)
+            return await self._open_reader(inode, path, version)
+        if self.cache.cached_version(inode) is not None:
+            self._retire(inode, path, for_writer=True)
+            raise pyfuse3.FUSEError(errno.ESTALE)  # open(2) looks the path up again and opens the new inode
         truncate = bool(flags & os.O_TRUNC)
         if truncate and version is not None:
             # Overwritten in place, as by torch.save: the superseded version's pages go back to the
@@ -378,8 +411,8 @@ class Operations(pyfuse3.Operations):
                 with trio.move_on_after(CLOSE_GRACE):
                     await w.released.wait()
 
-    async def _open_reader(self, inode: int, version: Version | None) -> pyfuse3.FileInfo:
-        cache = self.cache.open_reader(inode, version.id) if version is not None else DIRECT
+    async def _open_reader(self, inode: int, path: str, version: Version | None) -> pyfuse3.FileInfo:
+        cache = self.cache.open_reader(inode, path, version) if version is not None else DIRECT
         try:
             handle = await run_blocking(ReadHandle, inode, self.store, version, cache)
         except BaseException:
@@ -437,10 +470,13 @@ class Operations(pyfuse3.Operations):
             await run_blocking(staged.discard)
             w.pending = False
             return
+        w.committing = staged.size
         try:  # a small file commits here on the loop: a thread hop costs as much as the commit itself
             v = self.store.commit(path, staged, **w.changes, **w.attrs, nowait=True)
         except WouldBlock:
             v = await run_blocking(self.store.commit, path, staged, **w.changes, **w.attrs)
+        finally:
+            w.committing = None
         w.base, w.pending, w.created = v, False, False
         w.changes.clear()
         w.attrs.clear()

@@ -377,6 +377,7 @@ def test_a_locked_catalog_delays_a_commit_but_not_the_mount(mnt: Mount) -> None:
         ls = subprocess.run(["ls", "-l", str(mnt.path)], capture_output=True, text=True, timeout=30)
         assert ls.returncode == 0 and "seen.txt" in ls.stdout
         assert (mnt.path / "seen.txt").read_bytes() == b"x"
+        assert (mnt.path / "small.txt").stat().st_size == 5  # the bytes being committed, not 0
         assert not closed.is_set(), "the commit did not wait for the other writer"
     finally:
         other.execute("ROLLBACK")

@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 import torch
 
+from mldashfs.fs.attributes import VISIBILITY_DELAY
+from mldashfs.fs.page_cache import REWRITE_WINDOW
 from mldashfs.store import Store
 from tests.mounting import Mount, temp_dir, temp_mount
 
@@ -285,6 +288,34 @@ def test_readers_see_whole_versions_during_rewrites(work: Path) -> None:
     torn = [s[:16] for s in seen if s not in valid]
     assert not torn, f"{len(torn)} of {len(seen)} reads were not one whole version: {torn[:3]}"
     assert f.read_bytes() == contents[-1]
+
+
+@pytest.mark.parametrize("change", ["overwrite", "truncate", "sdk"])
+def test_a_reader_in_the_page_cache_keeps_its_whole_version(work: Path, store: Store, change: str) -> None:
+    """A reader that opened a quiet file reads through the kernel page cache, which the kernel cuts
+    at the inode's size: an overwrite through the mount, a truncate, or a smaller version saved by
+    the SDK must not shorten what that reader sees."""
+    f = work / "ckpt.bin"
+    old, new = os.urandom(4 << 20), os.urandom(1 << 20)
+    f.write_bytes(old)
+    time.sleep(REWRITE_WINDOW + 0.5)  # quiet: the next reader takes the page cache
+    with open(f, "rb", buffering=0) as reader:
+        head = reader.read(1 << 20)
+        if change == "overwrite":  # torch.save's way: open with O_TRUNC, write, close
+            with open(f, "wb") as out:
+                out.write(new)
+        elif change == "truncate":
+            os.truncate(f, len(new))
+            new = old[: len(new)]
+        else:
+            store.put_bytes(store_path(work, "ckpt.bin"), new)
+            time.sleep(VISIBILITY_DELAY + 0.5)  # the kernel has asked for the file's attributes again
+        rest = reader.read()
+    assert len(head + rest) == len(old) and head + rest == old
+    if change == "sdk":
+        time.sleep(VISIBILITY_DELAY)
+    assert f.stat().st_size == len(new) and f.read_bytes() == new
+    assert store.read_bytes(store.latest(store_path(work, "ckpt.bin"))) == new
 
 
 def test_two_writers_of_one_path_make_two_versions_last_closed_newest(work: Path) -> None:
