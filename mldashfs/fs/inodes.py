@@ -102,6 +102,12 @@ class InodeTable:
             return entry[0]
         return None
 
+    def sent_size(self, ino: int) -> int | None:
+        """The size last sent to the kernel for `ino` by a lookup or getattr (None: not known, e.g.
+        only listed by readdir), however old: the kernel may still hold it."""
+        entry = self._attrs.get(ino)
+        return entry[0].st_size if entry is not None else None
+
     def remember(self, ino: int, attrs: pyfuse3.EntryAttributes) -> None:
         """Cache the attributes just sent to the kernel for `ino`."""
         if ino in self.paths:

@@ -131,6 +131,13 @@ class Operations(pyfuse3.Operations):
             return self._retire(inode, path)
         return self._attrs(inode, obj, path)
 
+    def _forget_kernel_attrs(self, ino: int) -> None:
+        """Make the kernel ask for `ino`'s attributes before it next trusts them (only once mounted:
+        the operation tests call the handlers without a kernel)."""
+        if self.initialized.is_set():
+            with contextlib.suppress(OSError):  # ENOENT: the kernel holds no such inode
+                pyfuse3.invalidate_inode(ino, attr_only=True)
+
     def _outdated(self, ino: int, obj: Version | Dir | None) -> bool:
         """Whether `ino` has page-cache readers of another version than `obj`, the path's newest."""
         cached = self.cache.cached_version(ino)
@@ -353,7 +360,7 @@ class Operations(pyfuse3.Operations):
         if self.cache.cached_version(ino) is not None:
             self._retire(ino, path)
             ino = self.inodes.ino(path)
-        w = WriteHandle(ino, None, self.cache.open_writer(ino), created=base is None, pending=True,
+        w = WriteHandle(ino, None, self.cache.open_writer(ino, path), created=base is None, pending=True,
                         mtime=time.time())
         if base is None:
             w.attrs["mode"] = mode & 0o7777 & ~ctx.umask
@@ -394,13 +401,20 @@ class Operations(pyfuse3.Operations):
             self._retire(inode, path, for_writer=True)
             raise pyfuse3.FUSEError(errno.ESTALE)  # open(2) looks the path up again and opens the new inode
         truncate = bool(flags & os.O_TRUNC)
+        # Registered before any await, so a reader opening meanwhile sees the writer (direct I/O).
+        w = WriteHandle(inode, None if truncate else version, self.cache.open_writer(inode, path),
+                        pending=truncate, mtime=time.time())
+        fh = self.files.add(w)
         if truncate and version is not None:
             # Overwritten in place, as by torch.save: the superseded version's pages go back to the
             # kernel for the new bytes, as a plain filesystem's overwrite frees them (see README).
-            await run_blocking(self.store.drop_cache, version)
-        w = WriteHandle(inode, None if truncate else version, self.cache.open_writer(inode),
-                        pending=truncate, mtime=time.time())
-        return self._info(self.files.add(w), w.cache)
+            try:
+                await run_blocking(self.store.drop_cache, version)
+            except BaseException:
+                self.files.pop(fh)
+                self.cache.close(inode, w.cache, writer=True)
+                raise
+        return self._info(fh, w.cache)
 
     async def _settle_closed_writers(self, inode: int) -> None:
         """Give writers of `inode` that were closed (flushed, nothing left to write) a moment to be
@@ -413,6 +427,11 @@ class Operations(pyfuse3.Operations):
 
     async def _open_reader(self, inode: int, path: str, version: Version | None) -> pyfuse3.FileInfo:
         cache = self.cache.open_reader(inode, path, version) if version is not None else DIRECT
+        if version is not None and not cache.direct_io and self.inodes.sent_size(inode) != version.size:
+            # The kernel cuts page-cache reads at the size it holds, which may be an older version's
+            # (saved by the SDK within the attribute timeout, or moved by a writer's direct writes).
+            self.inodes.invalidate(inode)
+            self._forget_kernel_attrs(inode)
         try:
             handle = await run_blocking(ReadHandle, inode, self.store, version, cache)
         except BaseException:

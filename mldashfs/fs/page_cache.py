@@ -9,15 +9,14 @@ becomes the owner and the kernel drops the old pages at open (`keep_cache=False`
 Writers always use direct I/O: their bytes are no version until the commit, so they never enter
 the page cache, and a sequential write costs one copy less (measured: 1 GiB in 1.4 s against 3 s
 through the page cache, where every written page is allocated twice, once for the mount and once
-for the staged file). A writer that opens with O_TRUNC makes the kernel cut the inode's size and
-pages at once, under every reader of the cache. So while a file is being rewritten (a writer is
-open, or was within `REWRITE_WINDOW` seconds) new readers use direct I/O too, which reads their own
-version whole and is not cut at the inode's size.
+for the staged file). The writer's O_TRUNC and writes move the inode's size, so readers opened
+while a writer is open use direct I/O too, which reads their own version whole: direct reads are
+not cut at the inode's size.
 
-Readers that took the page cache before a rewrite are cut at the inode's size too. So an inode
-with such readers never gets a new size: a writer, a truncate or a newer version of its path moves
-the path to a new inode and leaves the old one to its readers (`Operations._retire`). Until the
-writer that moved a path opens its new inode, new readers of that path use direct I/O (`moved`).
+Reads through the page cache are cut at the inode's size. So an inode with page-cache readers never
+gets a new size: a writer, a truncate or a newer version of its path moves the path to a new inode
+and leaves the old one to its readers (`Operations._retire`). Until the writer that moved a path
+opens its new inode, new readers of that path use direct I/O (`moved`).
 """
 
 from __future__ import annotations
@@ -28,7 +27,9 @@ from dataclasses import dataclass
 
 from ..records import Version
 
-REWRITE_WINDOW = 2.0
+#: Seconds after a writer moved a path during which new readers of the path use direct I/O, unless
+#: the writer opened the new inode before: the kernel retries its open at once.
+MOVE_GRACE = 1.0
 
 
 @dataclass
@@ -54,23 +55,21 @@ class PageCache:
     def __init__(self) -> None:
         self._owners: dict[int, _Owner] = {}
         self._writers: Counter[int] = Counter()
-        self._written: dict[int, float] = {}  # ino -> when a writer last opened or closed
         self._moved: dict[str, float] = {}  # path -> when a writer moved it to a new inode
 
-    def open_writer(self, ino: int) -> CacheMode:
-        """A writer of `ino` opens: always direct I/O."""
+    def open_writer(self, ino: int, path: str) -> CacheMode:
+        """A writer of `ino` (at `path`) opens: always direct I/O."""
         self._writers[ino] += 1
-        self._written[ino] = time.monotonic()
+        self._moved.pop(path, None)  # its own readers now see the writer
         return DIRECT
 
     def open_reader(self, ino: int, path: str, version: Version) -> CacheMode:
         """A handle reading `version` of `ino` (now at `path`) opens; returns its cache mode."""
-        now = time.monotonic()
         moved = self._moved.get(path)
-        if moved is not None and now - moved >= REWRITE_WINDOW:
+        if moved is not None and time.monotonic() - moved >= MOVE_GRACE:
             del self._moved[path]
             moved = None
-        if self._writers[ino] or now - self._written.get(ino, -REWRITE_WINDOW) < REWRITE_WINDOW or moved:
+        if self._writers[ino] or moved is not None:
             return DIRECT
         o = self._owners.get(ino)
         if o is not None and o.version.id == version.id:
@@ -97,7 +96,6 @@ class PageCache:
             self._writers[ino] -= 1
             if self._writers[ino] <= 0:
                 del self._writers[ino]
-            self._written[ino] = time.monotonic()
             return
         o = self._owners.get(ino)
         if o is not None and not mode.direct_io:
@@ -106,4 +104,3 @@ class PageCache:
     def forget(self, ino: int) -> None:
         """The inode is gone from the kernel: nothing of it is cached any more."""
         self._owners.pop(ino, None)
-        self._written.pop(ino, None)

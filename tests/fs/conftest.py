@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import stat
 import types
@@ -84,11 +85,23 @@ class Driver:
                           os.O_WRONLY | os.O_CREAT, self.ctx)
         return info.fh, attr.st_ino
 
+    def open(self, path: str, flags: int) -> int:
+        """open(2) of an existing file; on ESTALE it looks the path up again and retries once, as
+        the kernel does."""
+        try:
+            return self("open", self.ino(path), flags, self.ctx).fh
+        except pyfuse3.FUSEError as e:
+            if e.errno != errno.ESTALE:
+                raise
+            return self("open", self.ino(path), flags, self.ctx).fh
+
     def write_file(self, path: str, data: bytes, flags: int = os.O_WRONLY | os.O_TRUNC) -> None:
         """open/create, write, flush, release: what `open(path, 'wb').write(data)` does."""
         try:
-            fh = self("open", self.ino(path), flags, self.ctx).fh
-        except pyfuse3.FUSEError:
+            fh = self.open(path, flags)
+        except pyfuse3.FUSEError as e:
+            if e.errno != errno.ENOENT:
+                raise
             fh, _ = self.create(path)
         if data:
             offset = self("getattr", self.ino(path), self.ctx).st_size if flags & os.O_APPEND else 0
@@ -97,7 +110,7 @@ class Driver:
         self("release", fh)
 
     def read_file(self, path: str) -> bytes:
-        fh = self("open", self.ino(path), os.O_RDONLY, self.ctx).fh
+        fh = self.open(path, os.O_RDONLY)
         try:
             return self("read", fh, 0, 1 << 30)
         finally:
