@@ -2,9 +2,9 @@
 
 Invariants (kept by synchronous methods only, so no `await` can split an update):
 - one path has at most one inode and one inode at most one path (`paths` and `inodes` mirror);
-- an inode whose path was unlinked or replaced is *detached*: it keeps its last attributes for
-  the kernel's remaining lookups and open handles, and is dropped when its lookup count is 0
-  (at once if the kernel never had it);
+- an inode whose path was unlinked or replaced, or moved away from its page-cache readers (see
+  page_cache.py), is *detached*: it keeps its last attributes for the kernel's remaining lookups
+  and open handles, and is dropped when its lookup count is 0 (at once if the kernel never had it);
 - inode numbers are never reused, so the FUSE generation number can stay 0.
 
 Each inode costs a few dict entries and no object of its own: a readdir of 100,000 files gives

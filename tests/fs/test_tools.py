@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
+import random
 import sqlite3
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -335,6 +337,61 @@ def test_a_reader_opened_right_after_an_sdk_save_reads_one_whole_version(work: P
     assert f.read_bytes() in (small, big)  # within the visibility delay either is fine, never a mix
     time.sleep(VISIBILITY_DELAY)
     assert f.read_bytes() == big
+
+
+def test_readers_see_whole_versions_under_overwrites_truncates_and_sdk_saves(work: Path, store: Store) -> None:
+    """For 15 s: overwrites through the mount, saves by the SDK and truncates of one file, at random
+    pauses (often long enough that readers take the page cache), while fast and slow readers read it
+    whole. Every read must be the bytes of one version of its history."""
+    f, rng = work / "ckpt.bin", random.Random(7)
+    stop = time.monotonic() + 15
+    numbers = itertools.count(1)
+    sizes = (32 << 10, 1 << 20, 3 << 20)
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def body(n: int, size: int) -> bytes:
+        return (f"{n:08d}".encode() * (size // 8 + 1))[:size]
+
+    def loop(step: Callable[[], None], pause: float) -> None:
+        try:
+            while time.monotonic() < stop:
+                step()
+                time.sleep(rng.random() * pause)
+        except BaseException as e:  # noqa: B036 - reported by the main thread
+            errors.append(e)
+
+    def overwrite() -> None:
+        data = body(next(numbers), rng.choice(sizes))
+        with open(f, "wb") as out:
+            for at in range(0, len(data), 1 << 18):
+                out.write(data[at:at + (1 << 18)])
+
+    def read(slow: bool) -> None:
+        parts = []
+        with open(f, "rb", buffering=0) as inp:
+            while chunk := inp.read(1 << 18):
+                parts.append(chunk)
+                if slow:
+                    time.sleep(0.15)
+        seen.append(hashlib.sha256(b"".join(parts)).hexdigest())
+
+    f.write_bytes(body(0, 1 << 20))
+    threads = [threading.Thread(target=loop, args=args) for args in [
+        (overwrite, 6.0),
+        (lambda: store.put_bytes(store_path(work, "ckpt.bin"), body(next(numbers), rng.choice(sizes))), 8.0),
+        (lambda: os.truncate(f, rng.choice([0, 100_000])), 10.0),
+        (lambda: read(True), 1.0),
+        (lambda: read(False), 0.05),
+    ]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    valid = {v.sha256 for v in store.history(store_path(work, "ckpt.bin"))}
+    torn = [h for h in seen if h not in valid]
+    assert len(seen) > 50 and not torn, f"{len(torn)} of {len(seen)} reads were no version"
 
 
 def test_two_writers_of_one_path_make_two_versions_last_closed_newest(work: Path) -> None:
