@@ -88,7 +88,10 @@ class PageCache:
     def moved(self, path: str) -> None:
         """A writer moved `path` to a new inode and the kernel retries its open there: readers of
         the path use direct I/O meanwhile, so that open finds no page-cache readers to cut."""
-        self._moved[path] = time.monotonic()
+        now = time.monotonic()
+        for p in [p for p, t in self._moved.items() if now - t >= MOVE_GRACE]:  # paths nobody opened again
+            del self._moved[p]
+        self._moved[path] = now
 
     def close(self, ino: int, mode: CacheMode, writer: bool) -> None:
         """A handle opened with `mode` was released."""
