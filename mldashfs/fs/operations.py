@@ -131,6 +131,16 @@ class Operations(pyfuse3.Operations):
             return self._retire(inode, path)
         return self._attrs(inode, obj, path)
 
+    def _kernel_size_may_differ(self, ino: int, version: Version) -> bool:
+        """Whether the kernel may hold another size for `ino` than `version`'s. Sizes sent by lookup
+        and getattr are known. A size sent only by readdir is that of the newest version when the
+        listing was read, which the kernel trusts for `TIMEOUT`: a version committed more than
+        `VISIBILITY_DELAY` ago (twice that) is the one it listed."""
+        sent = self.inodes.sent_size(ino)
+        if sent is not None:
+            return sent != version.size
+        return version.created_at > time.time() - attributes.VISIBILITY_DELAY
+
     def _forget_kernel_attrs(self, ino: int) -> None:
         """Make the kernel ask for `ino`'s attributes before it next trusts them (only once mounted:
         the operation tests call the handlers without a kernel)."""
@@ -427,7 +437,7 @@ class Operations(pyfuse3.Operations):
 
     async def _open_reader(self, inode: int, path: str, version: Version | None) -> pyfuse3.FileInfo:
         cache = self.cache.open_reader(inode, path, version) if version is not None else DIRECT
-        if version is not None and not cache.direct_io and self.inodes.sent_size(inode) != version.size:
+        if version is not None and not cache.direct_io and self._kernel_size_may_differ(inode, version):
             # The kernel cuts page-cache reads at the size it holds, which may be an older version's
             # (saved by the SDK within the attribute timeout, or moved by a writer's direct writes).
             self.inodes.invalidate(inode)
