@@ -334,7 +334,7 @@ class Store:
     def latest(self, path: str) -> Version:
         v = self.latest_or_none(path)
         if v is None:
-            raise NotFound(f"no file {path!r}")
+            raise NotFound(f"no file {self._path(path)!r}")
         return v
 
     def latest_or_none(self, path: str) -> Version | None:

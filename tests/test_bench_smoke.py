@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -55,5 +56,5 @@ def test_bench_fs_quick_prints_the_table_and_leaves_no_mount() -> None:
     for rates in (figures["write_bytes_per_s"], figures["cold_read_bytes_per_s"], figures["small_files"]):
         assert set(rates) >= {"bare", "passthrough", "mldashfs"} and all(v > 0 for v in rates.values())
     for n, listing in figures["listing"].items():
-        assert 0 < listing["mldashfs"] < 30 and 0 < listing["bare"] < 30, n
+        assert all(0 < listing[k] < math.inf for k in ("mldashfs", "bare")), n  # inf: stopped, never listed
         assert set(listing["cpu_seconds"]["mldashfs"]) == {"ls_user", "ls_kernel", "daemon"}

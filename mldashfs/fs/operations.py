@@ -164,6 +164,13 @@ class Operations(pyfuse3.Operations):
         log.debug("%s leaves inode %d to its page-cache readers", path, ino)
         return kept
 
+    def _refuse_if_cached(self, ino: int, path: str) -> None:
+        """Before a writer's open or a truncate changes `ino`'s size: if page-cache readers hold it,
+        move `path` to a new inode and answer ESTALE, which the kernel retries there by itself."""
+        if self.cache.cached_version(ino) is not None:
+            self._retire(ino, path, for_writer=True)
+            raise pyfuse3.FUSEError(errno.ESTALE)
+
     @fuse_errors
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -178,9 +185,7 @@ class Operations(pyfuse3.Operations):
             if writer is not None:
                 await self._truncate(writer, attr.st_size)
             else:
-                if self.cache.cached_version(inode) is not None:
-                    self._retire(inode, path, for_writer=True)
-                    raise pyfuse3.FUSEError(errno.ESTALE)  # truncate(2) looks the path up again
+                self._refuse_if_cached(inode, path)  # truncate(2) looks the path up again on ESTALE
                 await run_blocking(self.tree.truncate, path, attr.st_size)
                 self.inodes.invalidate(inode)
         changes: dict[str, Any] = {}
@@ -407,9 +412,7 @@ class Operations(pyfuse3.Operations):
             version = self.store.latest(path)
         if not writing:
             return await self._open_reader(inode, path, version)
-        if self.cache.cached_version(inode) is not None:
-            self._retire(inode, path, for_writer=True)
-            raise pyfuse3.FUSEError(errno.ESTALE)  # open(2) looks the path up again and opens the new inode
+        self._refuse_if_cached(inode, path)  # open(2) looks the path up again on ESTALE
         truncate = bool(flags & os.O_TRUNC)
         # Registered before any await, so a reader opening meanwhile sees the writer (direct I/O).
         w = WriteHandle(inode, None if truncate else version, self.cache.open_writer(inode, path),
