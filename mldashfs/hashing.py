@@ -9,6 +9,8 @@ import queue
 import threading
 from collections.abc import Callable
 
+from .buffers import aligned
+
 CHUNK = 4 << 20
 INLINE = 64 << 10
 DEPTH = 4
@@ -28,7 +30,7 @@ def copy_hashing(
     """
     h = h or hashlib.sha256()
     if size_hint is not None and size_hint < CHUNK:  # small: one buffer, no thread
-        mv = memoryview(bytearray(max(size_hint, 1 << 16)))
+        mv = memoryview(aligned(max(size_hint, 1 << 16)))
         total = 0
         while n := readinto(mv):
             h.update(mv[:n])
@@ -37,7 +39,7 @@ def copy_hashing(
             if progress is not None:
                 progress(n)
         return h, total
-    bufs = [bytearray(CHUNK) for _ in range(DEPTH)]
+    bufs = [aligned(CHUNK) for _ in range(DEPTH)]
     free = threading.Semaphore(DEPTH)
     todo: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
 
@@ -129,8 +131,7 @@ def write_all(fd: int) -> Callable[[memoryview], None]:
 def hash_fd(fd: int, start: int = 0, h: hashlib._Hash | None = None) -> tuple[str, int]:
     """SHA-256 of the bytes of `fd` from `start` to its end, continuing `h` if given."""
     h = h or hashlib.sha256()
-    buf = bytearray(CHUNK)
-    mv = memoryview(buf)
+    mv = memoryview(aligned(CHUNK))
     pos = start
     while True:
         n = os.preadv(fd, [mv], pos)

@@ -8,6 +8,7 @@ of a writer's state happens under its `lock`, so a commit never races a write of
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import threading
 from dataclasses import dataclass, field
@@ -38,20 +39,21 @@ class ReadHandle:
             else:
                 self._file = store.open_version(version)
 
-    def read_cached(self, offset: int, size: int) -> bytes | None:
+    def read_cached(self, offset: int, size: int, into: mmap.mmap) -> memoryview | None:
         """The bytes at `offset` if the page cache holds all of them (never waits for the disk), else
-        None: the trio loop serves cached reads itself and sends only misses to a thread."""
+        None: the trio loop serves cached reads itself and sends only misses to a thread. The bytes
+        are a view of `into` (no zeroing, no copy): valid until the loop reads into `into` again."""
         if self._fd < 0 or self.version is None:
             return None
         want = max(0, min(size, self.version.size - offset))
         if want == 0:
-            return b""
-        buf = bytearray(want)
+            return memoryview(b"")
+        view = memoryview(into)[:want]
         try:
-            n = os.preadv(self._fd, [buf], offset, os.RWF_NOWAIT)
+            n = os.preadv(self._fd, [view], offset, os.RWF_NOWAIT)
         except OSError:  # EAGAIN: not all cached; EOPNOTSUPP: no RWF_NOWAIT on this filesystem
             return None
-        return bytes(buf) if n == want else None
+        return view if n == want else None
 
     def read(self, offset: int, size: int) -> bytes:
         """Up to `size` bytes at `offset` (blocking: call it off the trio loop)."""

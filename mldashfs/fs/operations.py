@@ -18,6 +18,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from ..buffers import aligned
 from ..errors import NotFound, StoreError, WouldBlock
 from ..paths import split
 from ..records import Dir, Stat, Version
@@ -56,6 +57,7 @@ class Operations(pyfuse3.Operations):
         self.dirs: dict[int, DirHandle] = {}
         self.cache = PageCache()
         self._dir_numbers = iter(range(1, 1 << 62))
+        self._reply = aligned(1 << 20)  # cached reads land here; pyfuse3 replies before the loop reads again
         self.initialized = trio.Event()  # set once the kernel's INIT is answered (see daemon.raise_readahead)
 
     def init(self) -> None:
@@ -453,10 +455,12 @@ class Operations(pyfuse3.Operations):
         return self._info(self.files.add(handle), cache)
 
     @fuse_errors
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         handle = self.files.handles[fh]
         if isinstance(handle, ReadHandle):
-            data = handle.read_cached(off, size)
+            if len(self._reply) < size:
+                self._reply = aligned(size)  # a new one: views of the old one may still be alive
+            data = handle.read_cached(off, size, self._reply)
             return data if data is not None else await run_blocking(handle.read, off, size)
         async with handle.lock:
             data = await run_blocking(self._stage(handle).read, off, size)
