@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from mldashfs.buffers import aligned
 from mldashfs.store import Store
@@ -61,7 +61,7 @@ class Settings:
     ls_timeout: float  # seconds after which one `ls -l` is stopped and reported as stopped
 
 
-FULL = Settings(size=1 << 30, repeats=2, small_files=2_000, listings=(10_000, 100_000), torch_bytes=500_000_000,
+FULL = Settings(size=1 << 30, repeats=5, small_files=2_000, listings=(10_000, 100_000), torch_bytes=500_000_000,
                 ls_timeout=60.0)
 QUICK = Settings(size=64 << 20, repeats=1, small_files=200, listings=(500, 5_000), torch_bytes=32_000_000, ls_timeout=30.0)
 
@@ -194,6 +194,8 @@ def fuse_mount(cmd: list[str], mountpoint: Path, timeout: float = 30.0) -> Itera
 
 # ---- measuring ----------------------------------------------------------------------------
 
+M = TypeVar("M")  # one measurement: seconds, or a Listed
+
 
 def timed(fn: Callable[[], Any]) -> float:
     """Wall-clock seconds of one call, started with no dirty pages left by the previous contender
@@ -209,9 +211,18 @@ def rotated(names: list[str], r: int) -> list[str]:
     return names[r % len(names):] + names[: r % len(names)]
 
 
-def best(fn: Callable[[], float], repeats: int) -> float:
-    """The smallest of `repeats` measurements (the least disturbed by the other work on the machine)."""
-    return min(fn() for _ in range(repeats))
+def fastest(measure: dict[str, Callable[[], M]], rounds: int, seconds: Callable[[Any], float] = float) -> dict[str, M]:
+    """Each contender's fastest measurement of `rounds` rounds, each round led by the next contender:
+    the VM's speed drifts from minute to minute, and whoever first touches memory others freed may
+    pay several times over, so no contender may always go first or last, and more rounds than two
+    let every contender meet a quiet moment."""
+    out: dict[str, M] = {}
+    for r in range(rounds):
+        for name in rotated(list(measure), r):
+            m = measure[name]()
+            if name not in out or seconds(m) < seconds(out[name]):
+                out[name] = m
+    return out
 
 
 def wait_committed(store: Store, path: str, size: int, newer_than: int, timeout: float = 120.0) -> None:
@@ -291,39 +302,29 @@ def bench_sequential(b: Bench, s: Settings) -> dict[str, Any]:
 
     def write_once(name: str) -> float:
         path = files[name]
+        if path.exists():  # the previous round's file, freed just before this write
+            path.unlink()
+            if name == "mldashfs":
+                b.store.gc()
         if name != "mldashfs":
             return timed(lambda: write_file(path, s.size, block, hashing=name == "hash_loop"))
         before = newest_id(b.store, b.store_path("seq.bin"))
         return timed(lambda: (write_file(path, s.size, block),
                               wait_committed(b.store, b.store_path("seq.bin"), s.size, before)))
 
-    # Rotate which contender writes first, and free each round's file before the next round: on these
-    # VMs whoever first allocates a GiB of page cache after others used it pays up to 2-5x, so no
-    # contender may always go last. The last round's files stay for the read workloads.
-    names = list(files)
-    rounds = max(s.repeats, len(names))
-    write: dict[str, float] = {}
-    for r in range(rounds):
-        for name in rotated(names, r):
-            write[name] = min(write_once(name), write.get(name, float("inf")))
-            if r < rounds - 1:
-                files[name].unlink()
-                if name == "mldashfs":
-                    b.store.gc()
+    write = fastest({name: lambda n=name: write_once(n) for name in files}, s.repeats)
     os.sync()
     backing = {"bare": files["bare"], "passthrough": b.bare / "seq-pt.bin",
                "mldashfs": b.store.local_file(b.store.latest(b.store_path("seq.bin")))}
-    cold: dict[str, float] = {}
-    warm: dict[str, float] = {}
-    readers = list(backing)
-    for r in range(s.repeats):  # cold reads: best of rounds, each led by another contender
-        for name in rotated(readers, r):
-            back = backing[name]
-            assert back is not None, "the store gave no local file for a committed version"
-            drop_cache(files[name], back)
-            cold[name] = min(timed(lambda n=name: read_file(files[n])), cold.get(name, math.inf))
-    for name in readers:
-        warm[name] = best(lambda n=name: timed(lambda: read_file(files[n])), s.repeats)
+
+    def cold_once(name: str) -> float:
+        back = backing[name]
+        assert back is not None, "the store gave no local file for a committed version"
+        drop_cache(files[name], back)
+        return timed(lambda: read_file(files[name]))
+
+    cold = fastest({name: lambda n=name: cold_once(n) for name in backing}, s.repeats)
+    warm = fastest({name: lambda n=name: timed(lambda: read_file(files[n])) for name in backing}, s.repeats)
     for path in files.values():
         path.unlink()
     b.store.gc()
@@ -354,14 +355,13 @@ def bench_small_files(b: Bench, s: Settings) -> dict[str, float]:
                 raise SystemExit("bench_fs: the small files were not all committed within 120 s")
             time.sleep(0.01)
 
-    names = list(dirs)
-    seconds: dict[str, float] = {}
-    for r in range(max(s.repeats, len(names))):
-        for name in rotated(names, r):
-            d = dirs[name]
-            t = timed(lambda d=d, name=name: (fill(d), name == "mldashfs" and settled()))
-            seconds[name] = min(t, seconds.get(name, math.inf))
-            shutil.rmtree(d)
+    def fill_once(name: str) -> float:
+        d = dirs[name]
+        t = timed(lambda: (fill(d), name == "mldashfs" and settled()))
+        shutil.rmtree(d)
+        return t
+
+    seconds = fastest({name: lambda n=name: fill_once(n) for name in dirs}, s.repeats)
     return {name: s.small_files / t for name, t in seconds.items()}
 
 
@@ -378,19 +378,15 @@ def bench_listing(b: Bench, s: Settings) -> dict[str, Any]:
         with ThreadPoolExecutor(4) as pool:
             t_store = timed(lambda n=n: list(pool.map(
                 lambda i, n=n: b.store.put_bytes(b.store_path(f"ls-{n}", f"f{i:06d}.json"), b"{}"), range(n))))
-        fastest: dict[str, Listed] = {}
-        for r in range(max(s.repeats, 3)):
-            for name in rotated(["bare", "mldashfs"], r):
-                if name == "bare":
-                    t = ls_l(bare, n, s.ls_timeout)
-                else:
-                    with b.fresh_mount() as (mountpoint, pid):
-                        t = ls_l(mountpoint / f"ls-{n}", n, s.ls_timeout, daemon=pid)
-                if name not in fastest or t.seconds < fastest[name].seconds:
-                    fastest[name] = t
+        def on_fresh_mount(n: int = n) -> Listed:
+            with b.fresh_mount() as (mountpoint, pid):
+                return ls_l(mountpoint / f"ls-{n}", n, s.ls_timeout, daemon=pid)
+
+        best = fastest({"bare": lambda bare=bare, n=n: ls_l(bare, n, s.ls_timeout), "mldashfs": on_fresh_mount},
+                       s.repeats, seconds=lambda listed: listed.seconds)
         out[str(n)] = {"fill_seconds": {"bare": t_bare, "store": t_store},
-                       **{name: t.seconds for name, t in fastest.items()},
-                       "cpu_seconds": {name: t.cpu for name, t in fastest.items()}}
+                       **{name: t.seconds for name, t in best.items()},
+                       "cpu_seconds": {name: t.cpu for name, t in best.items()}}
         if n == s.listings[0]:
             out[str(n)]["passthrough"] = ls_l(b.passthrough / f"ls-{n}", n, s.ls_timeout).seconds
     return out
@@ -444,9 +440,9 @@ def bench_torch_save(b: Bench, s: Settings) -> dict[str, float]:
                               wait_committed(b.store, b.store_path("model.pt"),
                                              (b.mount / "model.pt").stat().st_size, before)))
 
-    bare = best(lambda: timed(lambda: torch.save(state, b.bare / "model.pt")), s.repeats)
-    mount = best(into_mount, s.repeats)
-    return {"bytes": sum(t.numel() * 4 for t in state.values()), "bare": bare, "mldashfs": mount}
+    best = fastest({"bare": lambda: timed(lambda: torch.save(state, b.bare / "model.pt")), "mldashfs": into_mount},
+                   s.repeats)
+    return {"bytes": sum(t.numel() * 4 for t in state.values()), **best}
 
 
 # ---- the report ---------------------------------------------------------------------------
@@ -531,10 +527,9 @@ def report(f: dict[str, Any], s: Settings) -> str:
         f"{'--quick' if s.listings == QUICK.listings else 'full'} run, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}, {platform.release()}, pyfuse3 "
         f"{importlib.metadata.version('pyfuse3')}; total {f['seconds']:.0f} s. Cold cache: {f['cold_cache']}.",
-        f"Writes: best of {max(s.repeats, 4)} rounds, small files: best of {max(s.repeats, 3)}, each round led by "
-        f"another contender; cold reads: best of {s.repeats}, led in turn; warm reads and torch.save: "
-        f"best of {s.repeats}; `ls -l`: best of {max(s.repeats, 3)}, led in turn, mldashfs each time on a mount "
-        f"just started (passthroughfs: once), stopped after {s.ls_timeout:.0f} s. Filling the listing folders: {fills}.",
+        f"Every figure is each contender's best of {s.repeats} rounds, each round led by another contender; "
+        f"`ls -l` of mldashfs each time on a mount just started (passthroughfs: once), stopped after "
+        f"{s.ls_timeout:.0f} s. Filling the listing folders: {fills}.",
         f"CPU per listed entry in the fastest `ls -l` (at 100 ticks/s): {per_entry}.",
         "Throughput ratios above 1x beat the baseline; time ratios (rows marked 'time') below 1x beat it.",
     ]
