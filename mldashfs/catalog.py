@@ -45,6 +45,10 @@ class Catalog(ABC):
         """Live versions of `path`, oldest first."""
 
     @abstractmethod
+    def deleted_since(self, path: str, since: float) -> bool:
+        """Whether a version of `path` was soft-deleted at or after `since` (until gc forgets it)."""
+
+    @abstractmethod
     def get_dir(self, path: str) -> Dir | None:
         """The directory at `path` ('' is the root and always exists)."""
 

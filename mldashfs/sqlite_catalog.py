@@ -186,6 +186,12 @@ class SqliteCatalog(Catalog):
         ).fetchall()
         return [row_to_version(r) for r in rows]
 
+    def deleted_since(self, path: str, since: float) -> bool:
+        r = self._conn().execute(
+            "SELECT 1 FROM versions WHERE path=? AND deleted_at>=? LIMIT 1", (path, since)
+        ).fetchone()
+        return r is not None
+
     def get_dir(self, path: str) -> Dir | None:
         if path == "":
             return Dir(path="", mtime=os.stat(self._db).st_mtime, explicit=True)

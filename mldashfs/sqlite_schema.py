@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 CREATE INDEX IF NOT EXISTS versions_live ON versions(path, id) WHERE deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS versions_key ON versions(key);
+-- Recent deletions of a path (the mount asks before trusting a size the kernel got from a listing).
+CREATE INDEX IF NOT EXISTS versions_deleted ON versions(path, deleted_at) WHERE deleted_at IS NOT NULL;
 
 -- One row per live file path, kept in step with versions by every write.
 CREATE TABLE IF NOT EXISTS files (

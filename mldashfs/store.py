@@ -362,6 +362,11 @@ class Store:
             self.latest(p)  # raises the right error
         return h
 
+    def deleted_since(self, path: str, since: float) -> bool:
+        """Whether a version of file `path` was deleted at or after `since` (epoch seconds): its
+        newest version may then have changed to an older one, whose `created_at` does not show it."""
+        return self.catalog.deleted_since(self._path(path), since)
+
     def open_version(self, v: Version) -> BinaryIO:
         return self.blobs.open(v.key)
 

@@ -136,12 +136,14 @@ class Operations(pyfuse3.Operations):
     def _kernel_size_may_differ(self, ino: int, version: Version) -> bool:
         """Whether the kernel may hold another size for `ino` than `version`'s. Sizes sent by lookup
         and getattr are known. A size sent only by readdir is that of the newest version when the
-        listing was read, which the kernel trusts for `TIMEOUT`: a version committed more than
-        `VISIBILITY_DELAY` ago (twice that) is the one it listed."""
+        listing was read, which the kernel trusts for `TIMEOUT`: the listed version is `version`
+        unless the path's newest changed within `VISIBILITY_DELAY` (twice that), by a commit or by
+        the deletion of a newer version (one indexed catalog read, only for listed-only inodes)."""
         sent = self.inodes.sent_size(ino)
         if sent is not None:
             return sent != version.size
-        return version.created_at > time.time() - attributes.VISIBILITY_DELAY
+        since = time.time() - attributes.VISIBILITY_DELAY
+        return version.created_at > since or self.store.deleted_since(version.path, since)
 
     def _forget_kernel_attrs(self, ino: int) -> None:
         """Make the kernel ask for `ino`'s attributes before it next trusts them (only once mounted:

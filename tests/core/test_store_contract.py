@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -208,6 +209,20 @@ def test_delete_path_and_version(store: Store) -> None:
         store.stat(f"{E}/x")  # an implied prefix goes with its last file
     assert store.gc() == 2
     assert not os.path.exists(os.path.join(store.root, E, "files", "x"))
+
+
+def test_deleted_since_tells_recent_deletions_of_a_path(store: Store) -> None:
+    p, other = f"{E}/x/recent.txt", f"{E}/x/other.txt"
+    v1 = store.put_bytes(p, b"1")
+    store.put_bytes(p, b"22")
+    store.put_bytes(other, b"3")
+    before = time.time()
+    assert not store.deleted_since(p, before - 60)  # nothing of it was ever deleted
+    store.delete_version(v1.id)
+    assert store.deleted_since(p, before) and not store.deleted_since(p, time.time() + 1)
+    assert not store.deleted_since(other, before)
+    store.gc()  # gc forgets deleted versions, and with them when they were deleted
+    assert not store.deleted_since(p, before)
 
 
 def test_mkdir_rmdir_and_explicit_dirs_survive_reopen(store: Store, open_store) -> None:

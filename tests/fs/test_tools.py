@@ -344,6 +344,21 @@ def test_a_reader_opened_right_after_an_sdk_save_reads_one_whole_version(work: P
     assert f.read_bytes() == big
 
 
+def test_a_reader_opened_right_after_the_newest_version_is_deleted_reads_the_one_before(work: Path,
+                                                                                         store: Store) -> None:
+    """Deleting a file's newest version (SDK, CLI or `.versions`) makes the one before it the file's
+    bytes. A reader opened while the kernel still holds the deleted version's size from a listing
+    must read the older version whole, not cut at the deleted one's size."""
+    f = work / "shrinks.bin"
+    older, newer = os.urandom(4 << 20), os.urandom(1 << 20)
+    store.put_bytes(store_path(work, "shrinks.bin"), older)
+    newest = store.put_bytes(store_path(work, "shrinks.bin"), newer)
+    time.sleep(VISIBILITY_DELAY + 0.2)  # both versions are old: only the deletion below is recent
+    assert os.listdir(work) == ["shrinks.bin"]  # readdir tells the kernel the newest version's size
+    store.delete_version(newest.id)
+    assert f.read_bytes() == older
+
+
 def test_readers_see_whole_versions_under_overwrites_truncates_and_sdk_saves(work: Path, store: Store) -> None:
     """For 15 s: overwrites through the mount, saves by the SDK and truncates of one file, at random
     pauses (often long enough that readers take the page cache), while fast and slow readers read it
