@@ -359,6 +359,35 @@ def test_a_reader_opened_right_after_the_newest_version_is_deleted_reads_the_one
     assert f.read_bytes() == older
 
 
+def test_concurrent_readers_of_different_files_each_get_their_own_bytes(work: Path) -> None:
+    """The daemon answers reads the blob's page cache holds from one reply buffer; readers of
+    different files at the same time must each get their own file's bytes."""
+    files = {work / f"part{i}.bin": os.urandom(8 << 20) for i in range(3)}
+    for f, data in files.items():
+        f.write_bytes(data)  # the blobs' pages stay cached: the daemon answers from them
+    errors: list[BaseException] = []
+
+    def read_rounds(f: Path, data: bytes) -> None:
+        try:
+            for _ in range(5):
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # so every read asks the daemon
+                    got = b"".join(iter(lambda fd=fd: os.read(fd, 1 << 20), b""))
+                finally:
+                    os.close(fd)
+                assert got == data, f"{f.name}: another file's bytes"
+        except BaseException as e:  # noqa: B036 - reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=read_rounds, args=item) for item in files.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
 def test_readers_see_whole_versions_under_overwrites_truncates_and_sdk_saves(work: Path, store: Store) -> None:
     """For 15 s: overwrites through the mount, saves by the SDK and truncates of one file, at random
     pauses (often long enough that readers take the page cache), while fast and slow readers read it
