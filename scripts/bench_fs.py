@@ -211,15 +211,18 @@ def rotated(names: list[str], r: int) -> list[str]:
     return names[r % len(names):] + names[: r % len(names)]
 
 
-def fastest(measure: dict[str, Callable[[], M]], rounds: int, seconds: Callable[[Any], float] = float) -> dict[str, M]:
+def fastest(measure: dict[str, Callable[[], M]], rounds: int, seconds: Callable[[Any], float] = float,
+            every: dict[str, list[M]] | None = None) -> dict[str, M]:
     """Each contender's fastest measurement of `rounds` rounds, each round led by the next contender:
     the VM's speed drifts from minute to minute, and whoever first touches memory others freed may
     pay several times over, so no contender may always go first or last, and more rounds than two
-    let every contender meet a quiet moment."""
+    let every contender meet a quiet moment. `every`, if given, gets every round's measurement."""
     out: dict[str, M] = {}
     for r in range(rounds):
         for name in rotated(list(measure), r):
             m = measure[name]()
+            if every is not None:
+                every.setdefault(name, []).append(m)
             if name not in out or seconds(m) < seconds(out[name]):
                 out[name] = m
     return out
@@ -323,7 +326,8 @@ def bench_sequential(b: Bench, s: Settings) -> dict[str, Any]:
         drop_cache(files[name], back)
         return timed(lambda: read_file(files[name]))
 
-    cold = fastest({name: lambda n=name: cold_once(n) for name in backing}, s.repeats)
+    cold_rounds: dict[str, list[float]] = {}
+    cold = fastest({name: lambda n=name: cold_once(n) for name in backing}, s.repeats, every=cold_rounds)
     warm = fastest({name: lambda n=name: timed(lambda: read_file(files[n])) for name in backing}, s.repeats)
     for path in files.values():
         path.unlink()
@@ -331,6 +335,7 @@ def bench_sequential(b: Bench, s: Settings) -> dict[str, Any]:
     rate = {k: s.size / v for k, v in write.items()}
     return {"bytes": s.size, "write_bytes_per_s": rate,
             "cold_read_bytes_per_s": {k: s.size / v for k, v in cold.items()},
+            "cold_read_rounds_bytes_per_s": {k: [s.size / t for t in v] for k, v in cold_rounds.items()},
             "warm_read_bytes_per_s": {k: s.size / v for k, v in warm.items()}}
 
 
@@ -531,6 +536,8 @@ def report(f: dict[str, Any], s: Settings) -> str:
         f"`ls -l` of mldashfs each time on a mount just started (passthroughfs: once), stopped after "
         f"{s.ls_timeout:.0f} s. Filling the listing folders: {fills}.",
         f"CPU per listed entry in the fastest `ls -l` (at 100 ticks/s): {per_entry}.",
+        "Cold reads, every round in order (MB/s): " + "; ".join(
+            f"{who} " + ", ".join(f"{x / 1e6:,.0f}" for x in v) for who, v in f["cold_read_rounds_bytes_per_s"].items()) + ".",
         "Throughput ratios above 1x beat the baseline; time ratios (rows marked 'time') below 1x beat it.",
     ]
     return "\n".join(lines + notes)
