@@ -55,6 +55,9 @@ def test_bench_fs_quick_prints_the_table_and_leaves_no_mount() -> None:
     assert len(rows) == 1 + 15 and all(line.count("|") == 8 for line in rows)
     for rates in (figures["write_bytes_per_s"], figures["cold_read_bytes_per_s"], figures["small_files"]):
         assert set(rates) >= {"bare", "passthrough", "mldashfs"} and all(v > 0 for v in rates.values())
+    rounds = figures["cold_read_rounds_bytes_per_s"]  # every round, the best of which is the figure
+    assert {k: max(v) for k, v in rounds.items()} == figures["cold_read_bytes_per_s"]
+    assert "Cold reads, every round in order (MB/s): " in done.stdout
     for n, listing in figures["listing"].items():
         assert all(0 < listing[k] < math.inf for k in ("mldashfs", "bare")), n  # inf: stopped, never listed
         assert set(listing["cpu_seconds"]["mldashfs"]) == {"ls_user", "ls_kernel", "daemon"}

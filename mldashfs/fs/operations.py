@@ -445,8 +445,8 @@ class Operations(pyfuse3.Operations):
     async def _open_reader(self, inode: int, path: str, version: Version | None) -> pyfuse3.FileInfo:
         cache = self.cache.open_reader(inode, path, version) if version is not None else DIRECT
         if version is not None and not cache.direct_io and self._kernel_size_may_differ(inode, version):
-            # The kernel cuts page-cache reads at the size it holds, which may be an older version's
-            # (saved by the SDK within the attribute timeout, or moved by a writer's direct writes).
+            # The kernel cuts page-cache reads at the size it holds, which may be another version's
+            # (one the SDK saved or deleted within the attribute timeout, or a writer's direct writes).
             self.inodes.invalidate(inode)
             self._forget_kernel_attrs(inode)
         try:
