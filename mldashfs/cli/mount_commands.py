@@ -35,6 +35,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--log-file", metavar="F", help="write the daemon's log here (default: stderr in foreground)")
     p.add_argument("--log-level", choices=LEVELS, default="info")
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount (fuse allow_other)")
+    p.add_argument("--no-passthrough", action="store_true",
+                   help="serve every read through the daemon (default: the kernel reads blobs itself, as root)")
     p.set_defaults(func=cmd_mount)
     u = sub.add_parser("umount", help="finish pending writes, then unmount")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
@@ -65,7 +67,7 @@ def helper_argv(argv: list[str]) -> list[str] | None:
     for key in ("experiment", "log-file", "log-level"):
         if opts.get(key):
             out += [f"--{key}", opts.pop(key)]
-    for key in ("foreground", "allow-other"):
+    for key in ("foreground", "allow-other", "no-passthrough"):
         if key in opts:
             opts.pop(key)
             out.append(f"--{key}")
@@ -116,7 +118,8 @@ def _daemon(args: argparse.Namespace, mountpoint: str, ready: Any) -> int:
 
     try:
         store = open_store(args.store, args.experiment)
-        serve(store, args.experiment, mountpoint, args.store, mounted, allow_other=args.allow_other)
+        serve(store, args.experiment, mountpoint, args.store, mounted, allow_other=args.allow_other,
+              passthrough=not args.no_passthrough)
     except (MountError, StoreError) as e:
         logging.getLogger("mldashfs.fs").error("%s", e)
         print(f"mldashfs: {e}", file=sys.stderr)

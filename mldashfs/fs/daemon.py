@@ -117,6 +117,8 @@ async def _serve(ops: Operations, mountpoint: str) -> None:
         async def after_init() -> None:
             await ops.initialized.wait()  # the INIT reply (sent right after ops.init) caps readahead
             raise_readahead(mountpoint)
+            log.info("reads: %s", "kernel passthrough to the blobs" if ops.backings.available
+                     else "through the daemon and the mount's page cache")
 
         async def on_signal() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -133,9 +135,9 @@ async def _serve(ops: Operations, mountpoint: str) -> None:
 
 
 def serve(store: Store, experiment: str | None, mountpoint: str, store_dir: str,
-          ready: Callable[[], None], allow_other: bool = False) -> None:
+          ready: Callable[[], None], allow_other: bool = False, passthrough: bool = True) -> None:
     """Mount `store` at `mountpoint`, call `ready()`, serve until unmounted, then clean up."""
-    ops = Operations(store, root=check_path(experiment) if experiment else "")
+    ops = Operations(store, root=check_path(experiment) if experiment else "", passthrough=passthrough)
     try:
         pyfuse3.init(ops, mountpoint, fuse_options(store_dir, allow_other))
     except RuntimeError as e:

@@ -19,16 +19,16 @@ import trio
 from ..records import Version
 from ..staging import Staged
 from ..store import Store
-from .page_cache import CacheMode
+from .page_cache import DIRECT, CacheMode
 
 
 class ReadHandle:
     """Reads one immutable version (or nothing, for a file created elsewhere and not committed yet)."""
 
-    def __init__(self, ino: int, store: Store, version: Version | None, cache: CacheMode) -> None:
+    def __init__(self, ino: int, store: Store, version: Version | None) -> None:
         self.ino = ino
         self.version = version
-        self.cache = cache
+        self.cache = DIRECT  # set by the open, once the handle is made (see Operations._open_reader)
         self._fd = -1
         self._file: BinaryIO | None = None
         self._lock = threading.Lock()
@@ -42,6 +42,11 @@ class ReadHandle:
                 os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             else:
                 self._file = store.open_version(version)
+
+    @property
+    def blob_fd(self) -> int:
+        """The open blob (a file on the local disk), -1 if the version is read another way."""
+        return self._fd
 
     def read_cached(self, offset: int, size: int, into: mmap.mmap) -> memoryview | None:
         """The bytes at `offset` if the page cache holds all of them (never waits for the disk), else

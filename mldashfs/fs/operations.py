@@ -29,7 +29,8 @@ from .boundary import decode_name, encode_name, fail, fuse_errors, log, run_bloc
 from .directories import DirHandle
 from .handles import HandleTable, ReadHandle, WriteHandle
 from .inodes import InodeTable
-from .page_cache import DIRECT, CacheMode, PageCache
+from .page_cache import CacheMode, PageCache
+from .passthrough import Backings
 from .tree import Tree
 from .versions_view import child, parse_lenient
 
@@ -42,12 +43,13 @@ CLOSE_GRACE = 0.1
 
 
 class Operations(pyfuse3.Operations):
-    """POSIX calls on the mount -> Store calls; `root` is the store path shown at the mount root."""
+    """POSIX calls on the mount -> Store calls; `root` is the store path shown at the mount root;
+    `passthrough` lets the kernel read blobs itself where it can (see `passthrough.py`)."""
 
     supports_dot_lookup = True
     enable_writeback_cache = False
 
-    def __init__(self, store: Store, root: str = "") -> None:
+    def __init__(self, store: Store, root: str = "", passthrough: bool = True) -> None:
         super().__init__()
         self.store = store
         self.tree = Tree(store)
@@ -56,6 +58,7 @@ class Operations(pyfuse3.Operations):
         self.files = HandleTable()
         self.dirs: dict[int, DirHandle] = {}
         self.cache = PageCache()
+        self.backings = Backings(passthrough)
         self._dir_numbers = iter(range(1, 1 << 62))
         self._reply = aligned(1 << 20)  # cached reads land here; pyfuse3 replies before the loop reads again
         self.initialized = trio.Event()  # set once the kernel's INIT is answered (see daemon.raise_readahead)
@@ -429,7 +432,7 @@ class Operations(pyfuse3.Operations):
                 await run_blocking(self.store.drop_cache, version)
             except BaseException:
                 self.files.pop(fh)
-                self.cache.close(inode, w.cache, writer=True)
+                self._close_cache(inode, w.cache, writer=True)
                 raise
         return self._info(fh, w.cache)
 
@@ -443,18 +446,52 @@ class Operations(pyfuse3.Operations):
                     await w.released.wait()
 
     async def _open_reader(self, inode: int, path: str, version: Version | None) -> pyfuse3.FileInfo:
-        cache = self.cache.open_reader(inode, path, version) if version is not None else DIRECT
-        if version is not None and not cache.direct_io and self._kernel_size_may_differ(inode, version):
+        handle = await run_blocking(ReadHandle, inode, self.store, version)
+        # From here to the reply nothing awaits, so the kernel gets the opens of an inode in the
+        # order the page-cache table records them: it refuses any open but passthrough (with the
+        # same blob) while passthrough files are open.
+        if version is None:
+            cache = self.cache.open_direct(inode)
+        else:
+            cache = self.cache.open_reader(inode, path, version)
+        if cache is None:
+            # Another version's readers hold the inode: the path moves to a new inode, which
+            # open(2) looks up and opens by itself on ESTALE.
+            handle.close()
+            if self.inodes.path(inode) == path:
+                self._retire(inode, path)
+            raise pyfuse3.FUSEError(errno.ESTALE)
+        handle.cache = cache
+        fh = self.files.add(handle)
+        try:
+            return self._reader_info(fh, handle)
+        except BaseException:
+            self.files.pop(fh)
+            handle.close()
+            self._close_cache(inode, handle.cache, writer=False)
+            raise
+
+    def _reader_info(self, fh: int, handle: ReadHandle) -> pyfuse3.FileInfo:
+        """The open reply for reader `fh`: passthrough to its blob if its owner's readers use it."""
+        cache, version = handle.cache, handle.version
+        if cache.direct_io or version is None:
+            return self._info(fh, cache)
+        if self._kernel_size_may_differ(handle.ino, version):
             # The kernel cuts page-cache reads at the size it holds, which may be another version's
             # (one the SDK saved or deleted within the attribute timeout, or a writer's direct writes).
-            self.inodes.invalidate(inode)
-            self._forget_kernel_attrs(inode)
-        try:
-            handle = await run_blocking(ReadHandle, inode, self.store, version, cache)
-        except BaseException:
-            self.cache.close(inode, cache, writer=False)
-            raise
-        return self._info(self.files.add(handle), cache)
+            self.inodes.invalidate(handle.ino)
+            self._forget_kernel_attrs(handle.ino)
+        if handle.blob_fd >= 0:
+            backing = self.cache.backing(handle.ino, lambda: self.backings.open(handle.blob_fd))
+            if backing is not None:
+                return pyfuse3.FileInfo(fh=self.backings.handle(fh, backing))
+        return self._info(fh, cache)
+
+    def _close_cache(self, ino: int, cache: CacheMode, writer: bool) -> None:
+        """A handle of `ino` opened with `cache` is gone: drop a backing id nobody reads any more."""
+        backing = self.cache.close(ino, cache, writer)
+        if backing is not None:
+            self.backings.close(backing)
 
     @fuse_errors
     async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
@@ -545,7 +582,7 @@ class Operations(pyfuse3.Operations):
                     await run_blocking(staged.discard)
         finally:
             self.files.pop(fh)
-            self.cache.close(handle.ino, handle.cache, isinstance(handle, WriteHandle))
+            self._close_cache(handle.ino, handle.cache, isinstance(handle, WriteHandle))
             if isinstance(handle, WriteHandle):
                 handle.released.set()
 

@@ -24,13 +24,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return now
 
 
-def test_one_version_owns_the_cache_and_others_read_direct() -> None:
+def test_one_version_owns_the_cache_and_others_move_on() -> None:
     pc = PageCache()
     first = pc.open_reader(1, "e/f", V1)
     assert not first.direct_io and not first.keep_cache  # new owner: the kernel drops old pages
     again = pc.open_reader(1, "e/f", V1)
     assert again.keep_cache and not again.direct_io
-    assert pc.open_reader(1, "e/f", V2) == DIRECT  # V1's readers are still open
+    assert pc.open_reader(1, "e/f", V2) is None  # V1's readers are still open: V2 needs a new inode
     assert pc.cached_version(1) == V1
     pc.close(1, first, writer=False)
     pc.close(1, again, writer=False)
@@ -41,9 +41,25 @@ def test_one_version_owns_the_cache_and_others_read_direct() -> None:
 def test_readers_read_direct_while_a_writer_is_open() -> None:
     pc = PageCache()
     w = pc.open_writer(1, "e/f")
-    assert w == DIRECT and pc.open_reader(1, "e/f", V1) == DIRECT
+    r = pc.open_reader(1, "e/f", V1)
+    assert w == DIRECT and r == DIRECT
     pc.close(1, w, writer=True)
+    pc.close(1, r, writer=False)
     assert not pc.open_reader(1, "e/f", V1).direct_io  # at once after the writer: no window
+
+
+def test_no_owner_while_direct_handles_are_open() -> None:
+    """A direct-I/O handle may be mmapped, which faults its version's pages into the inode's page
+    cache: a reader that would become the owner meanwhile reads direct too."""
+    pc = PageCache()
+    w = pc.open_writer(1, "e/f")
+    early = pc.open_reader(1, "e/f", V1)
+    pc.close(1, w, writer=True)
+    late = pc.open_reader(1, "e/f", V2)
+    assert late == DIRECT
+    pc.close(1, early, writer=False)
+    pc.close(1, late, writer=False)
+    assert not pc.open_reader(1, "e/f", V2).direct_io
 
 
 def test_a_moved_path_reads_direct_until_its_writer_opens_or_the_grace_ends(clock: list[float]) -> None:
@@ -60,3 +76,39 @@ def test_a_moved_path_reads_direct_until_its_writer_opens_or_the_grace_ends(cloc
     clock[0] += MOVE_GRACE
     pc.moved("e/new")  # prunes paths nobody opened within the grace
     assert set(pc._moved) == {"e/new"}
+
+
+def test_an_owners_readers_share_one_backing_chosen_by_the_first() -> None:
+    pc = PageCache()
+    calls: list[int] = []
+
+    def register() -> int:
+        calls.append(1)
+        return 7
+
+    a = pc.open_reader(1, "e/f", V1)
+    b = pc.open_reader(1, "e/f", V1)
+    assert pc.backing(1, register) == 7 and pc.backing(1, register) == 7 and len(calls) == 1
+    assert pc.close(1, a, writer=False) is None  # b still reads through it
+    assert pc.close(1, b, writer=False) == 7  # nobody does any more: the caller drops it
+    c = pc.open_reader(1, "e/f", V1)
+    assert pc.backing(1, lambda: 8) == 8  # chosen again for the next readers
+    assert pc.close(1, c, writer=False) == 8
+
+
+def test_a_refused_backing_keeps_the_owners_readers_on_the_page_cache() -> None:
+    pc = PageCache()
+    pc.open_reader(1, "e/f", V1)
+    assert pc.backing(1, lambda: None) is None
+    pc.open_reader(1, "e/f", V1)
+    assert pc.backing(1, lambda: 9) is None  # the two ways never mix on one inode
+
+
+def test_readers_of_the_owners_version_join_it_after_the_path_moved(clock: list[float]) -> None:
+    """The inode a writer moved the path away from stays its readers': a reader of their version
+    that opens it meanwhile (a stale dentry) joins them, as passthrough requires."""
+    pc = PageCache()
+    pc.open_reader(1, "e/f", V1)
+    pc.moved("e/f")
+    assert pc.open_reader(1, "e/f", V1).keep_cache
+    assert pc.open_reader(2, "e/f", V1) == DIRECT  # the new inode waits for the writer
