@@ -135,3 +135,30 @@ def test_dd_with_o_direct_reads_a_file(either: Mount) -> None:
     subprocess.run(["dd", f"if={either.path / 'raw.bin'}", f"of={out}", "bs=1M", "iflag=direct", "status=none"],
                    check=True, timeout=60)
     assert out.read_bytes() == data
+
+
+def test_overlayfs_stacks_on_the_mount_only_without_passthrough(tmp_path: Path) -> None:
+    """A passthrough mount counts as two stacked filesystems, the most Linux allows, so overlayfs
+    refuses it as a lower layer; `--no-passthrough` is the way to stack one (README)."""
+    def overlay(lower: Path, name: str) -> subprocess.CompletedProcess[str]:
+        up, work, merged = (tmp_path / name / d for d in ("up", "work", "merged"))
+        for d in (up, work, merged):
+            d.mkdir(parents=True)
+        return subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                               f"lowerdir={lower},upperdir={up},workdir={work}", str(merged)],
+                              capture_output=True, text=True, timeout=30)
+
+    for extra, name in (((), "pt"), (("--no-passthrough",), "nopt")):
+        with mounted(tmp_path / "store", tmp_path / f"mnt-{name}", experiment=EXP, extra_args=extra) as m:
+            (m.path / "a.txt").write_text("a")
+            merged = tmp_path / name / "merged"
+            done = overlay(m.path, name)
+            try:
+                if extra:
+                    assert done.returncode == 0, done.stderr
+                    assert (merged / "a.txt").read_text() == "a"
+                else:
+                    assert done.returncode != 0
+            finally:
+                if os.path.ismount(merged):
+                    subprocess.run(["umount", str(merged)], check=True, timeout=30)
