@@ -59,7 +59,12 @@ class SqliteCatalog(Catalog):
         self._node_fd: int | None = None
         self._writes = 0  # write transactions since this catalog's last checkpoint
         self._writes_lock = threading.Lock()
-        self._conn().executescript(SCHEMA)
+        try:
+            self._conn().executescript(SCHEMA)
+        except sqlite3.Error as e:  # e.g. a folder where SQLite cannot share memory (inside a mount)
+            for conn in self._conns:
+                conn.close()
+            raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
 
     # -- connections and transactions -------------------------------------------------
 
