@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -201,6 +203,20 @@ def test_bad_input_is_one_line_and_stores_nothing(work: Path) -> None:
     one_error_line(cli(work, "tag", f"{EXP}/w.bin", "--id", "999", "--add", "t", rc=1), "999")
     assert not (work / "x").exists()
     assert stored_paths(work) == [f"{EXP}/w.bin"]
+
+
+def test_a_foreign_catalog_is_one_line_and_left_as_it_is(work: Path) -> None:
+    """A `.mldashfs/catalog.sqlite` that is some other program's database (its own `files` table)
+    cannot take mldashfs's schema: one line, and that program's rows are left alone."""
+    db = work / "store" / ".mldashfs" / "catalog.sqlite"
+    db.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("CREATE TABLE files (x)")
+        con.execute("INSERT INTO files VALUES ('theirs')")
+    one_error_line(cli(work, "ls", rc=1), "cannot open the catalog")
+    one_error_line(cli(work, "put", str(write(work / "a.txt", b"a")), f"{EXP}/a.txt", rc=1), "cannot open the catalog")
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        assert con.execute("SELECT * FROM files").fetchall() == [("theirs",)]
 
 
 def test_get_refuses_bytes_that_do_not_match_their_checksum(work: Path) -> None:

@@ -1,12 +1,17 @@
-/* Kernel FUSE passthrough for readers, on a libfuse (3.14) that predates it.
+/* Kernel FUSE passthrough for readers, and shared mmap of direct-I/O files, on a libfuse (3.14)
+ * that predates both.
  *
  * With passthrough the kernel serves a reader's read() and mmap() straight from a backing file, the
  * version's blob, instead of asking the daemon: one page cache, no copies, bare-disk speed. It needs
  * two things libfuse 3.14 cannot say: FUSE_PASSTHROUGH (and a stack depth) in the INIT reply, and
- * FOPEN_PASSTHROUGH with a backing id in an open reply. This module is loaded RTLD_GLOBAL before
- * pyfuse3 (see __init__.py), so pyfuse3's calls of fuse_session_mount and fuse_reply_open bind here:
+ * FOPEN_PASSTHROUGH with a backing id in an open reply. The INIT reply also gets
+ * FUSE_DIRECT_IO_ALLOW_MMAP, so that writers (direct I/O) can be mapped shared (numpy memmap r+,
+ * SQLite's WAL index).
+ *
+ * This module is loaded RTLD_GLOBAL before pyfuse3 (see __init__.py), so pyfuse3's calls of
+ * fuse_session_mount and fuse_reply_open bind here:
  *  - fuse_session_mount installs libfuse's custom I/O, plain read/writev/splice that add those
- *    bits to the INIT reply when the kernel offers passthrough;
+ *    bits to the INIT reply when the kernel offers them;
  *  - fuse_reply_open sends FOPEN_PASSTHROUGH and the backing id for a file handle carrying
  *    PASSTHROUGH_MARK (bit 63; the id in bits 32-62), and strips both from the handle. Such
  *    handles are readers: FOPEN_NOFLUSH spares their close() a round trip to the daemon.
@@ -34,6 +39,7 @@
 #define INIT_EXT (1u << 30)
 #define INIT_WRITEBACK_CACHE (1u << 16)
 #define INIT2_PASSTHROUGH (1u << 5) /* FUSE_PASSTHROUGH is bit 37: bit 5 of flags2 */
+#define INIT2_ALLOW_MMAP (1u << 4)  /* FUSE_DIRECT_IO_ALLOW_MMAP (bit 36): shared mmap of direct-I/O files */
 #define OPEN_PASSTHROUGH (1u << 7)  /* FOPEN_PASSTHROUGH */
 #define OPEN_NOFLUSH (1u << 5)      /* FOPEN_NOFLUSH: a reader's close has nothing to flush */
 #define STACK_DEPTH 2               /* blobs may sit on a stacked filesystem (overlayfs) themselves */
@@ -57,7 +63,7 @@ struct backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
 
 static struct fuse_session *session;  /* the one session pyfuse3 mounts in this process */
 static uint64_t init_unique;          /* the INIT request's id, 0 until it arrives */
-static int kernel_offers;             /* the INIT request offered passthrough */
+static uint32_t kernel_flags2;        /* what the INIT request offered in flags2 (0 without INIT_EXT) */
 static int init_answered;             /* the INIT reply went out (patched or not) */
 static int enabled;                   /* the INIT reply asked for passthrough */
 static int wanted = 1;                /* ask for it (see request()) */
@@ -71,7 +77,7 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
         const struct init_in *in = (const void *)(h + 1);
         if (h->opcode == OP_INIT) {
             init_unique = h->unique;
-            kernel_offers = (in->flags & INIT_EXT) && (in->flags2 & INIT2_PASSTHROUGH);
+            kernel_flags2 = (in->flags & INIT_EXT) ? in->flags2 : 0;
         }
     }
     return n;
@@ -84,9 +90,13 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
         && iov[1].iov_len >= sizeof(struct init_out)) {
         const struct out_header *h = iov[0].iov_base;
         struct init_out *out = iov[1].iov_base;
-        if (h->unique == init_unique) {
+        if (h->unique == init_unique && h->error == 0) {
             init_answered = 1;
-            if (h->error == 0 && wanted && kernel_offers && !(out->flags & INIT_WRITEBACK_CACHE)) {
+            if (kernel_flags2 & INIT2_ALLOW_MMAP) {
+                out->flags |= INIT_EXT;
+                out->flags2 |= INIT2_ALLOW_MMAP;
+            }
+            if (wanted && (kernel_flags2 & INIT2_PASSTHROUGH) && !(out->flags & INIT_WRITEBACK_CACHE)) {
                 out->flags |= INIT_EXT;
                 out->flags2 |= INIT2_PASSTHROUGH;
                 out->max_stack_depth = STACK_DEPTH;

@@ -167,23 +167,6 @@ def test_mount_errors_are_one_clear_line(tmp_path: Path, case: str, expected: st
         _ensure_unmounted(mp)
 
 
-def test_a_store_inside_a_mount_is_one_clear_line(mnt: Mount, tmp_path: Path) -> None:
-    """SQLite's WAL needs a shared writable mmap, which the mount refuses (README): a store kept
-    inside a mount cannot open its catalog, and the CLI says so in one line."""
-    inner, src = tmp_path / "inner", tmp_path / "a.txt"
-    inner.mkdir()
-    src.write_text("a")
-    try:
-        for cmd in (["put", str(src), f"{EXP}/a.txt"], ["mount", str(inner)]):
-            res = subprocess.run([*CLI, *cmd[:1], "--store", str(mnt.path / "store"), *cmd[1:]],
-                                 capture_output=True, text=True, timeout=60)
-            assert res.returncode == 1
-            assert res.stderr.strip().splitlines() == [res.stderr.strip()] and "cannot open the catalog" in res.stderr
-        assert not os.path.ismount(inner)
-    finally:
-        _ensure_unmounted(inner)
-
-
 def test_mount_t_fuse_mldashfs_uses_the_mount_helper_convention(tmp_path: Path) -> None:
     require_fuse()
     mp, store = tmp_path / "mnt", tmp_path / "store"

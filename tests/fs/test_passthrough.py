@@ -162,3 +162,30 @@ def test_overlayfs_stacks_on_the_mount_only_without_passthrough(tmp_path: Path) 
             finally:
                 if os.path.ismount(merged):
                     subprocess.run(["umount", str(merged)], check=True, timeout=30)
+
+
+def test_blobs_on_a_twice_stacked_filesystem_turn_passthrough_off(tmp_path: Path) -> None:
+    """Linux stacks filesystems at most two deep, and a passthrough mount counts as two: the kernel
+    refuses blobs on a filesystem that is already stacked twice (overlayfs on overlayfs, as in
+    nested containers). The first refusal turns passthrough off, and reads go through the daemon."""
+    merged = []
+    try:
+        lower = tmp_path / "lower"
+        lower.mkdir()
+        for i in (1, 2):
+            up, work, m = (tmp_path / f"{d}{i}" for d in ("up", "work", "merged"))
+            for d in (up, work, m):
+                d.mkdir()
+            subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={up},workdir={work}",
+                            str(m)], check=True, timeout=30)
+            merged.append(m)
+            lower = m
+        data = os.urandom(2 << 20)
+        with mounted(lower / "store", tmp_path / "mnt", experiment=EXP) as m:
+            (m.path / "a.bin").write_bytes(data)
+            assert (m.path / "a.bin").read_bytes() == data
+            assert (m.path / "a.bin").read_bytes() == data
+            assert "passthrough off: the kernel refused a backing file" in m.log_text()
+    finally:
+        for m in reversed(merged):
+            subprocess.run(["umount", str(m)], check=False, timeout=30)
