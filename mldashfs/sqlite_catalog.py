@@ -61,7 +61,7 @@ class SqliteCatalog(Catalog):
         self._writes_lock = threading.Lock()
         try:
             self._conn().executescript(SCHEMA)
-        except sqlite3.Error as e:  # e.g. a folder where SQLite cannot share memory (inside a mount)
+        except sqlite3.Error as e:  # e.g. another program's database, whose tables clash with ours
             for conn in self._conns:
                 conn.close()
             raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
