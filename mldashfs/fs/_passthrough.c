@@ -3,8 +3,8 @@
  *
  * With passthrough the kernel serves a reader's read() and mmap() straight from a backing file, the
  * version's blob, instead of asking the daemon: one page cache, no copies, near bare-disk speed.
- * It needs two things libfuse 3.14 cannot say: FUSE_PASSTHROUGH (and a stack depth) in the INIT reply, and
- * FOPEN_PASSTHROUGH with a backing id in an open reply. The INIT reply also gets
+ * It needs two things libfuse 3.14 cannot say: FUSE_PASSTHROUGH (and a stack depth) in the INIT
+ * reply, and FOPEN_PASSTHROUGH with a backing id in an open reply. The INIT reply also gets
  * FUSE_DIRECT_IO_ALLOW_MMAP, so that writers (direct I/O) can be mapped shared (numpy memmap r+,
  * SQLite's WAL index).
  *
