@@ -56,15 +56,26 @@ def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False
 
 
 class Listing:
-    """One EntryAttributes refilled for every stored row of a readdir (the kernel copies each entry
-    into its reply buffer), so listing 100,000 files allocates no attributes per entry."""
+    """Attributes of stored readdir rows: one EntryAttributes refilled for every row (the kernel
+    copies each entry into its reply buffer), so listing 100,000 files allocates no attributes per
+    entry; or, for entries prepared ahead of their reply, an object of their own."""
 
     def __init__(self, uid: int, gid: int) -> None:
-        self._a = make(0, is_dir=False, size=0, mtime=0.0, mode=0, uid=uid, gid=gid)
+        self.uid, self.gid = uid, gid
+        self._a = self._blank()
 
-    def of(self, ino: int, st: Stat) -> pyfuse3.EntryAttributes:
-        """The attributes of `st` as inode `ino`, valid until the next call."""
-        a = self._a
+    def _blank(self) -> pyfuse3.EntryAttributes:
+        """What every listed entry shares (a new EntryAttributes is zeroed, with 300 s timeouts)."""
+        a = pyfuse3.EntryAttributes()
+        a.entry_timeout = a.attr_timeout = TIMEOUT
+        a.st_uid, a.st_gid = self.uid, self.gid
+        a.st_blksize = BLOCK_SIZE
+        return a
+
+    def of(self, ino: int, st: Stat, own: bool = False) -> pyfuse3.EntryAttributes:
+        """The attributes of `st` as inode `ino`: in the shared object, valid until the next call, or
+        (`own`) in an object of their own."""
+        a = self._blank() if own else self._a
         a.st_ino = ino
         if st.is_dir:
             a.st_mode, a.st_nlink = stat.S_IFDIR | (st.mode & 0o7777), 2

@@ -113,6 +113,7 @@ def fuse_options(store_dir: str, allow_other: bool = False) -> set[str]:
 
 async def _serve(ops: Operations, mountpoint: str) -> None:
     async with trio.open_nursery() as nursery:
+        ops.background = nursery
 
         async def after_init() -> None:
             await ops.initialized.wait()  # the INIT reply (sent right after ops.init) caps readahead

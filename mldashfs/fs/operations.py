@@ -62,6 +62,7 @@ class Operations(pyfuse3.Operations):
         self._dir_numbers = iter(range(1, 1 << 62))
         self._reply = aligned(1 << 20)  # cached reads land here; pyfuse3 replies before the loop reads again
         self.initialized = trio.Event()  # set once the kernel's INIT is answered (see daemon.raise_readahead)
+        self.background: trio.Nursery | None = None  # runs work no request waits for (set by daemon._serve)
 
     def init(self) -> None:
         self.initialized.set()
@@ -226,7 +227,8 @@ class Operations(pyfuse3.Operations):
         if not isinstance(obj, Dir):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         extra = [self.inodes.path(i) for i, ws in self.files.writers.items() if any(w.created for w in ws)]
-        handle = await run_blocking(DirHandle.open, self.store, path, [p for p in extra if p and split(p)[0] == path])
+        handle = await run_blocking(DirHandle.open, self.store, path, [p for p in extra if p and split(p)[0] == path],
+                                    attributes.Listing(self.uid, self.gid))
         fh = next(self._dir_numbers)
         self.dirs[fh] = handle
         return fh
@@ -234,40 +236,58 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle = self.dirs[fh]
-        listing = attributes.Listing(self.uid, self.gid)
         index = start_id
-        while True:
-            rows = handle.cached_rows(index)
-            if rows is None:
-                rows = await run_blocking(handle.fetch, self.store, index)
-            if not rows:
-                return
-            parent = handle.path
-            prefix = child(parent, "")
-            for name, obj in rows:
-                path = prefix + name
-                ino = self.inodes.ino(path, parent)
-                try:
-                    a = self._listed_attrs(ino, obj, path, listing)
-                except (pyfuse3.FUSEError, StoreError):
-                    index += 1
-                    continue
-                if not pyfuse3.readdir_reply(token, encode_name(name), a, index + 1):
+        async with handle.lock:  # a read-ahead of this handle lands first
+            handle.requests += 1
+            while True:
+                rows = handle.cached_rows(index)
+                if rows is None:  # one page at first, then as many rows again as this reply took
+                    rows = await run_blocking(handle.fetch, self.store, index, 2 * index - start_id)
+                if not rows:
                     return
-                self.inodes.looked_up(ino)
-                index += 1
+                parent = handle.path
+                prefix = child(parent, "")
+                for name, obj, a in rows:
+                    path = prefix + name
+                    ino = self.inodes.ino(path, parent)
+                    if a is not None and ino not in self.files.writers:
+                        a.st_ino = ino  # a stored row: attributes made with the fetch
+                    else:
+                        try:
+                            a = self._listed_attrs(ino, obj, path)
+                        except (pyfuse3.FUSEError, StoreError):
+                            index += 1
+                            continue
+                    if not pyfuse3.readdir_reply(token, encode_name(name), a, index + 1):
+                        self._read_ahead(handle, start_id, 2 * index - start_id)
+                        return
+                    self.inodes.looked_up(ino)
+                    index += 1
 
-    def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str,
-                      listing: attributes.Listing) -> pyfuse3.EntryAttributes:
-        """Attributes of one readdir row; a stored row without an open writer takes the fast way
-        (not cached by the daemon: the kernel caches them, and a later getattr asks the Store)."""
-        if isinstance(obj, Stat) and ino not in self.files.writers:
-            return listing.of(ino, obj)
+    def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str) -> pyfuse3.EntryAttributes:
+        """Attributes of a readdir row that came without them: a `.versions` entry, a file with an
+        open writer (the listing shows the writer's size), or a file created through the mount."""
         if isinstance(obj, Stat):
             obj = self.tree.resolve(path)
         elif obj is None and self.files.uncommitted_writer(ino) is None:
             obj = self.tree.resolve(path)  # created through the mount and committed since opendir
         return self._attrs(ino, obj, path)
+
+    def _read_ahead(self, handle: DirHandle, index: int, until: int) -> None:
+        """While the kernel takes in a full reply (of the rows from `index` on), fetch the rows of its
+        next readdir, up to `until`: the catalog reads then overlap the kernel's work instead of
+        following it. Only while serving (`background`): the operation tests call handlers without one."""
+        if self.background is not None:
+            self.background.start_soon(self._fetch_ahead, handle, index, until, handle.requests)
+
+    async def _fetch_ahead(self, handle: DirHandle, index: int, until: int, requests: int) -> None:
+        async with handle.lock:
+            if handle.requests != requests:  # the kernel asked again first (a seekdir, say)
+                return
+            try:
+                await run_blocking(handle.read_ahead, self.store, index, until)
+            except StoreError as e:  # the readdir that wants these rows fetches them again and fails
+                log.debug("read-ahead of %s: %s", handle.path, e)
 
     async def releasedir(self, fh: int) -> None:
         self.dirs.pop(fh, None)

@@ -10,6 +10,7 @@ import stat
 
 import pyfuse3
 import pytest
+import trio
 
 from mldashfs.fs import directories
 from mldashfs.store import Store
@@ -97,6 +98,48 @@ def test_readdir_pages_through_many_entries_with_attributes(
     assert len({a.st_ino for _, a in listed}) == 235 and all(stat.S_ISREG(a.st_mode) for _, a in files)
     assert stat.S_ISDIR(listed[-1][1].st_mode) and listed[-1][1].st_nlink == 2
     assert fs.errno("opendir", fs.ino("many/f00000.txt"), fs.ctx) == errno.ENOTDIR
+
+
+def test_while_the_kernel_takes_in_a_full_reply_the_next_rows_are_read_ahead_once(
+    fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(directories, "PAGE", 40)
+    sizes = {f"f{i:03d}": i for i in range(150)}
+    for name, size in sizes.items():
+        store.put_bytes(f"{EXPERIMENT}/many/{name}", b"x" * size)
+    pages: list[int] = []
+    list_stats = store.list_stats
+    monkeypatch.setattr(store, "list_stats", lambda *a, **k: pages.append(len(r := list_stats(*a, **k))) or r)
+
+    def reply(token: list[tuple[str, int, int]], name: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
+        if len(token) == 30:  # the kernel's buffer holds 30 entries
+            return False
+        token.append((os.fsdecode(name), attr.st_size, attr.st_ino))
+        return True
+
+    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    fh = fs("opendir", fs.ino("many"), fs.ctx)
+    listed: list[tuple[str, int, int]] = []
+    read_by_requests = []
+
+    async def serve_one() -> None:
+        """One readdir, as the daemon serves it: with a nursery for the read-ahead it starts."""
+        async with trio.open_nursery() as nursery:
+            fs.ops.background = nursery
+            before = len(pages)
+            token: list[tuple[str, int, int]] = []
+            await fs.ops.readdir(fh, len(listed), token)
+            read_by_requests.append(len(pages) - before)
+            listed.extend(token)
+        fs.ops.background = None
+
+    for _ in range(5):
+        trio.run(serve_one)
+    fs("releasedir", fh)
+    assert [name for name, _, _ in listed] == sorted(sizes)
+    assert {name: size for name, size, _ in listed} == sizes and len({ino for *_, ino in listed}) == 150
+    assert pages == [40, 40, 40, 30]  # each page read once
+    assert read_by_requests == [1, 0, 0, 0, 0]  # after the first, every reply's rows were read ahead
 
 
 def test_the_kernels_forgets_empty_the_inode_table_and_numbers_are_never_reused(fs: Driver, store: Store) -> None:
