@@ -288,6 +288,8 @@ class Operations(pyfuse3.Operations):
                 await run_blocking(handle.read_ahead, self.store, index, until)
             except StoreError as e:  # the readdir that wants these rows fetches them again and fails
                 log.debug("read-ahead of %s: %s", handle.path, e)
+            except Exception:  # never the daemon's end: that readdir fails alone, with EIO
+                log.exception("read-ahead of %s failed unexpectedly", handle.path)
 
     async def releasedir(self, fh: int) -> None:
         self.dirs.pop(fh, None)

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 
 import pyfuse3
@@ -100,6 +101,52 @@ def test_readdir_pages_through_many_entries_with_attributes(
     assert fs.errno("opendir", fs.ino("many/f00000.txt"), fs.ctx) == errno.ENOTDIR
 
 
+def _readdir_as_served(fs: Driver, fh: int, start: int, room: int) -> list[tuple[str, int, int]]:
+    """One readdir into a buffer of `room` entries, as the daemon serves it: with a nursery for the
+    read-ahead it starts, which ends before this returns. Returns (name, size, inode) per entry."""
+    taken: list[tuple[str, int, int]] = []
+
+    def reply(token: object, name: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
+        if len(taken) == room:
+            return False
+        taken.append((os.fsdecode(name), attr.st_size, attr.st_ino))
+        return True
+
+    failed: list[pyfuse3.FUSEError] = []
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            fs.ops.background = nursery
+            try:
+                await fs.ops.readdir(fh, start, None)
+            except pyfuse3.FUSEError as e:  # raised here, it would reach the caller in an ExceptionGroup
+                failed.append(e)
+        fs.ops.background = None
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pyfuse3, "readdir_reply", reply)
+        trio.run(serve)
+    if failed:
+        raise failed[0]
+    return taken
+
+
+def _counting_pages(store: Store, monkeypatch: pytest.MonkeyPatch, fail: list[bool]) -> list[int]:
+    """Rows of each `list_stats` page read from `store` from now on; a read fails while `fail[0]`."""
+    pages: list[int] = []
+    list_stats = store.list_stats
+
+    def counted(*args: object, **kwargs: object) -> list[object]:
+        if fail[0]:
+            raise sqlite3.OperationalError("disk I/O error")
+        rows = list_stats(*args, **kwargs)  # type: ignore[arg-type]
+        pages.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store, "list_stats", counted)
+    return pages
+
+
 def test_while_the_kernel_takes_in_a_full_reply_the_next_rows_are_read_ahead_once(
     fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,39 +154,42 @@ def test_while_the_kernel_takes_in_a_full_reply_the_next_rows_are_read_ahead_onc
     sizes = {f"f{i:03d}": i for i in range(150)}
     for name, size in sizes.items():
         store.put_bytes(f"{EXPERIMENT}/many/{name}", b"x" * size)
-    pages: list[int] = []
-    list_stats = store.list_stats
-    monkeypatch.setattr(store, "list_stats", lambda *a, **k: pages.append(len(r := list_stats(*a, **k))) or r)
-
-    def reply(token: list[tuple[str, int, int]], name: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
-        if len(token) == 30:  # the kernel's buffer holds 30 entries
-            return False
-        token.append((os.fsdecode(name), attr.st_size, attr.st_ino))
-        return True
-
-    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    pages = _counting_pages(store, monkeypatch, [False])
     fh = fs("opendir", fs.ino("many"), fs.ctx)
     listed: list[tuple[str, int, int]] = []
     read_by_requests = []
-
-    async def serve_one() -> None:
-        """One readdir, as the daemon serves it: with a nursery for the read-ahead it starts."""
-        async with trio.open_nursery() as nursery:
-            fs.ops.background = nursery
-            before = len(pages)
-            token: list[tuple[str, int, int]] = []
-            await fs.ops.readdir(fh, len(listed), token)
-            read_by_requests.append(len(pages) - before)
-            listed.extend(token)
-        fs.ops.background = None
-
-    for _ in range(5):
-        trio.run(serve_one)
+    for _ in range(6):
+        before = len(pages)
+        listed += _readdir_as_served(fs, fh, len(listed), 30)  # the kernel's buffer holds 30 entries
+        read_by_requests.append(len(pages) - before)
     fs("releasedir", fh)
     assert [name for name, _, _ in listed] == sorted(sizes)
     assert {name: size for name, size, _ in listed} == sizes and len({ino for *_, ino in listed}) == 150
     assert pages == [40, 40, 40, 30]  # each page read once
-    assert read_by_requests == [1, 0, 0, 0, 0]  # after the first, every reply's rows were read ahead
+    assert read_by_requests[:2] == [2, 1]  # the first request's page and its read-ahead, then one ahead
+
+
+def test_a_failed_read_ahead_fails_only_the_readdir_that_needs_it(
+    fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(directories, "PAGE", 40)
+    names = [f"f{i:03d}" for i in range(100)]
+    for name in names:
+        store.put_bytes(f"{EXPERIMENT}/many/{name}", name.encode())
+    fail = [False]
+    _counting_pages(store, monkeypatch, fail)
+    fh = fs("opendir", fs.ino("many"), fs.ctx)
+    first = _readdir_as_served(fs, fh, 0, 30)  # reads rows 0-39; the read-ahead, rows 40-79
+    fail[0] = True
+    second = _readdir_as_served(fs, fh, 30, 30)  # served from them; its read-ahead (80-99) fails, logged
+    with pytest.raises(pyfuse3.FUSEError) as e:
+        _readdir_as_served(fs, fh, 60, 30)  # needs rows 80-99: reads them itself, and fails alone
+    assert e.value.errno == errno.EIO
+    fail[0] = False
+    rest = _readdir_as_served(fs, fh, 60, 30) + _readdir_as_served(fs, fh, 90, 30)
+    assert _readdir_as_served(fs, fh, 100, 30) == []
+    fs("releasedir", fh)
+    assert [n for n, _, _ in first + second + rest] == names
 
 
 def test_the_kernels_forgets_empty_the_inode_table_and_numbers_are_never_reused(fs: Driver, store: Store) -> None:
