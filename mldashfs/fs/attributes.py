@@ -55,34 +55,6 @@ def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False
                 ctime=max(obj.updated_at, obj.mtime))
 
 
-class Listing:
-    """Attributes of stored readdir rows: one EntryAttributes refilled for every row (the kernel
-    copies each entry into its reply buffer), so listing 100,000 files allocates no attributes per
-    entry; or, for entries prepared ahead of their reply, an object of their own."""
-
-    def __init__(self, uid: int, gid: int) -> None:
-        self.uid, self.gid = uid, gid
-        self._a = self._blank()
-
-    def _blank(self) -> pyfuse3.EntryAttributes:
-        """What every listed entry shares (a new EntryAttributes is zeroed, with 300 s timeouts)."""
-        a = pyfuse3.EntryAttributes()
-        a.entry_timeout = a.attr_timeout = TIMEOUT
-        a.st_uid, a.st_gid = self.uid, self.gid
-        a.st_blksize = BLOCK_SIZE
-        return a
-
-    def of(self, ino: int, st: Stat, own: bool = False) -> pyfuse3.EntryAttributes:
-        """The attributes of `st` as inode `ino`: in the shared object, valid until the next call, or
-        (`own`) in an object of their own."""
-        a = self._blank() if own else self._a
-        a.st_ino = ino
-        if st.is_dir:
-            a.st_mode, a.st_nlink = stat.S_IFDIR | (st.mode & 0o7777), 2
-        else:
-            a.st_mode, a.st_nlink = stat.S_IFREG | (st.mode & 0o7777), 1
-        a.st_size = st.size
-        a.st_blocks = (st.size + 511) // 512
-        a.st_atime_ns = a.st_mtime_ns = int(st.mtime * 1e9)
-        a.st_ctime_ns = int(st.ctime * 1e9)
-        return a
+def listed(ino: int, st: Stat, uid: int, gid: int) -> pyfuse3.EntryAttributes:
+    """Attributes of a stored listing row."""
+    return make(ino, is_dir=st.is_dir, size=st.size, mtime=st.mtime, mode=st.mode, uid=uid, gid=gid, ctime=st.ctime)

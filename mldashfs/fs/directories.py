@@ -15,7 +15,7 @@ import trio
 
 from ..records import Dir, Stat, Version
 from ..store import Store
-from .attributes import Listing
+from .attributes import listed
 from .versions_view import child, parse
 
 PAGE = 1000
@@ -35,11 +35,11 @@ class DirHandle:
     `requests` counts the readdirs served, so a read-ahead the kernel overtook does nothing.
     """
 
-    def __init__(self, path: str, rows: list[Row] | None, extra: list[Row], listing: Listing) -> None:
+    def __init__(self, path: str, rows: list[Row] | None, extra: list[Row], owner: tuple[int, int]) -> None:
         self.path = path
         self.lock = trio.Lock()
         self.requests = 0
-        self._listing = listing
+        self._owner = owner  # uid, gid of the listed entries
         self._fixed = rows
         self._extra = extra
         self._rows: list[Row] = []  # fetched rows from position _start on
@@ -48,12 +48,12 @@ class DirHandle:
         self._done = False
 
     @classmethod
-    def open(cls, store: Store, path: str, created: list[str], listing: Listing) -> DirHandle:
+    def open(cls, store: Store, path: str, created: list[str], owner: tuple[int, int]) -> DirHandle:
         """A handle for `path` (blocking: lists the `.versions` views at once)."""
         vp = parse(path)
         extra: list[Row] = [(p.rsplit("/", 1)[-1], None, None) for p in created]
         if vp is None:
-            return cls(path, None, extra, listing)
+            return cls(path, None, extra, owner)
         if vp.file is None:
             rows: list[Row] = []
             after = None
@@ -61,8 +61,8 @@ class DirHandle:
                 rows += [(e.name, Dir(child(path, e.name), e.version.mtime, 0o555), None)
                          for e in entries if e.version is not None]
                 after = entries[-1].name
-            return cls(path, rows, [], listing)
-        return cls(path, [(v.id_str, v, None) for v in store.history(vp.file_path)], [], listing)
+            return cls(path, rows, [], owner)
+        return cls(path, [(v.id_str, v, None) for v in store.history(vp.file_path)], [], owner)
 
     def cached_rows(self, index: int) -> list[Row] | None:
         """Rows from `index` on that need no Store call ([] at the end), or None if a fetch is needed."""
@@ -86,14 +86,14 @@ class DirHandle:
         last = min(max(index, until), index + MAX_AHEAD)
         while not self._done and last >= self._start + len(self._rows):
             stats = store.list_stats(self.path, after=self._last, limit=PAGE)
-            of = self._listing.of
-            self._rows += [(st.name, st, of(0, st, own=True)) for st in stats]
+            uid, gid = self._owner
+            self._rows += [(st.name, st, listed(0, st, uid, gid)) for st in stats]
             self._done = len(stats) < PAGE
             if stats:
                 self._last = stats[-1].name
             if self._extra:
-                listed = {st.name for st in stats}
-                self._extra = [row for row in self._extra if row[0] not in listed]
+                names = {st.name for st in stats}
+                self._extra = [row for row in self._extra if row[0] not in names]
         return self.cached_rows(index) or []
 
     def read_ahead(self, store: Store, index: int, until: int) -> None:

@@ -228,7 +228,7 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         extra = [self.inodes.path(i) for i, ws in self.files.writers.items() if any(w.created for w in ws)]
         handle = await run_blocking(DirHandle.open, self.store, path, [p for p in extra if p and split(p)[0] == path],
-                                    attributes.Listing(self.uid, self.gid))
+                                    (self.uid, self.gid))
         fh = next(self._dir_numbers)
         self.dirs[fh] = handle
         return fh
