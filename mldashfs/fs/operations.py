@@ -251,7 +251,9 @@ class Operations(pyfuse3.Operations):
                     path = prefix + name
                     ino = self.inodes.ino(path, parent)
                     if a is not None and ino not in self.files.writers:
-                        a.st_ino = ino  # a stored row: attributes made with the fetch
+                        # a stored row: attributes made with the fetch; the daemon caches none (the
+                        # kernel does, and a later getattr asks the Store)
+                        a.st_ino = ino
                     else:
                         try:
                             a = self._listed_attrs(ino, obj, path)
