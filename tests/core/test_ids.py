@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
+import traceback
 from pathlib import Path
 
 from mldashfs.ids import EPOCH_MS, MAX_SEQ, Snowflake, node_of, timestamp_ms
@@ -25,8 +26,13 @@ def _ids_in_threads(gen: Snowflake, threads: int, per_thread: int) -> list[list[
 
 
 def _worker(store_dir: str, q: mp.Queue) -> None:
-    with Store.open(store_dir) as store:
-        per_thread = _ids_in_threads(store._ids, 4, 25_000)
+    """Put the ids of 4 threads on `q`, or the traceback that stopped them (so the test shows it)."""
+    try:
+        with Store.open(store_dir) as store:
+            per_thread = _ids_in_threads(store._ids, 4, 25_000)
+    except BaseException:
+        q.put(traceback.format_exc())
+        raise
     q.put(per_thread)
 
 
@@ -37,6 +43,8 @@ def test_200k_ids_from_4_threads_and_2_processes_are_unique(tmp_path: Path) -> N
     for p in procs:
         p.start()
     results = [q.get(timeout=120) for _ in procs]
+    assert not [r for r in results if isinstance(r, str)], "a worker failed:\n" + "".join(
+        r for r in results if isinstance(r, str))
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
