@@ -1,6 +1,8 @@
-"""The Blobs interface: the bytes of each version, one object per version, never rewritten.
+"""The Blobs interface: the bytes of each version, one object per version, never rewritten; and the
+LocalCopies interface: where this machine keeps complete copies of versions' bytes as plain files.
 
-Backends: `LocalBlobs` (a folder; the embedded default). An S3 backend implements the same methods.
+Backends: `LocalBlobs` (a folder; the embedded default: each blob is its own local copy) and
+`RemoteBlobs` (S3 behind an on-disk cache, with write-back uploads; the cache holds the local copies).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from abc import ABC, abstractmethod
 from typing import BinaryIO
 
 from .paths import EXPERIMENT_DEPTH
+from .records import Version
 
 
 def blob_key(path: str, vid: int) -> str:
@@ -21,9 +24,9 @@ def blob_key(path: str, vid: int) -> str:
 class Blobs(ABC):
     """Where committed bytes live, addressed by key."""
 
-    #: The bytes live on this machine's disk, so writing a small blob takes microseconds and never
-    #: waits on the network (`Store.commit(nowait=True)` relies on it).
-    local: bool = False
+    #: Committing a small blob writes to this machine's disk only and takes microseconds, so it may
+    #: run on the daemon's event loop (`Store.commit(nowait=True)` relies on it).
+    instant: bool = False
 
     @abstractmethod
     def commit(self, key: str, staged_file: str) -> None:
@@ -34,17 +37,26 @@ class Blobs(ABC):
         """Make `data` the blob `key` (small saves skip the staging file)."""
 
     @abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """A seekable binary reader of a blob."""
-
-    @abstractmethod
-    def local_path(self, key: str) -> str | None:
-        """A path on this machine holding the blob's bytes, if there is one."""
-
-    @abstractmethod
-    def drop_cache(self, key: str) -> None:
-        """A hint: the blob will not be read soon, so memory caching it may be given back."""
+    def open(self, v: Version) -> BinaryIO:
+        """A seekable binary reader of a version's bytes."""
 
     @abstractmethod
     def delete(self, key: str) -> int:
         """Remove a blob; returns the bytes reclaimed (0 if it was already gone)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and threads."""
+
+
+class LocalCopies(ABC):
+    """Complete, verified copies of versions' bytes as files on this machine (the daemon hands
+    their descriptors to the kernel, so reads of them run at the local disk's speed)."""
+
+    @abstractmethod
+    def local_file(self, v: Version) -> str | None:
+        """A local file holding exactly the version's bytes, or None when this machine has none."""
+
+    @abstractmethod
+    def forget_pages(self, v: Version) -> None:
+        """A hint: the copy will not be read soon, so the page cache may give its memory back."""

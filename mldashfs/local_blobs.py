@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
-from .blobs import Blobs
+from .blobs import Blobs, LocalCopies
 from .errors import NotFound
 from .hashing import write_all
+from .records import Version
 
 
-class LocalBlobs(Blobs):
-    """The embedded default blob store."""
+class LocalBlobs(Blobs, LocalCopies):
+    """The embedded default blob store; every blob is its own local copy."""
 
-    local = True
+    instant = True
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -52,19 +53,19 @@ class LocalBlobs(Blobs):
             raise
         os.close(fd)
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, v: Version) -> BinaryIO:
         try:
-            return open(self._file(key), "rb")
+            return open(self._file(v.key), "rb")
         except FileNotFoundError as e:
-            raise NotFound(f"the bytes of {key!r} are missing from {self.root}") from e
+            raise NotFound(f"the bytes of {v.key!r} are missing from {self.root}") from e
 
-    def local_path(self, key: str) -> str | None:
-        return self._file(key)
+    def local_file(self, v: Version) -> str | None:
+        return self._file(v.key)
 
-    def drop_cache(self, key: str) -> None:
+    def forget_pages(self, v: Version) -> None:
         """Evict the blob's clean pages from the kernel page cache (dirty ones are left to writeback)."""
         try:
-            fd = os.open(self._file(key), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self._file(v.key), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return
         try:
@@ -87,3 +88,6 @@ class LocalBlobs(Blobs):
                 break
             d = os.path.dirname(d)
         return size
+
+    def close(self) -> None:
+        """Nothing to release: a folder holds no connections."""

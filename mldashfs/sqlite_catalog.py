@@ -73,7 +73,7 @@ class SqliteCatalog(Catalog):
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             try:
                 conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False, timeout=60)
-                conn.execute("PRAGMA journal_mode=WAL")
+                self._enable_wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -84,6 +84,20 @@ class SqliteCatalog(Catalog):
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        """Switch to WAL. While another process creates the same database, SQLite answers "database is
+        locked" at once, without its busy handler; so wait and ask again, within the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     class _Tx:
         """`with catalog._tx() as c:` one IMMEDIATE transaction, rolled back on any exception.

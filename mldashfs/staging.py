@@ -18,7 +18,8 @@ from typing import BinaryIO
 from .hashing import BackgroundHasher, copy_file_hashing, hash_fd, write_all
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -39,7 +40,7 @@ class Staging:
     def _remove_orphans(self) -> None:
         for entry in os.listdir(self.folder):
             pid = entry.split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
                 try:
                     os.unlink(os.path.join(self.folder, entry))
                 except OSError:

@@ -15,10 +15,10 @@ import mimetypes
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import globs, paths
-from .blobs import Blobs, blob_key
+from .blobs import Blobs, LocalCopies, blob_key
 from .catalog import Catalog
 from .errors import (
     InvalidPath,
@@ -34,10 +34,11 @@ from .errors import (
 )
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake
-from .local_blobs import LocalBlobs
 from .records import FILE_MODE, Dir, Entry, Stat, Version
-from .sqlite_catalog import SqliteCatalog
 from .staging import Staged, Staging, Writer
+
+if TYPE_CHECKING:
+    from .writeback import WriteBack
 
 #: The store's own folder inside its root; a namespace may not take this name.
 INTERNAL = ".mldashfs"
@@ -110,36 +111,60 @@ def check_description(description: str | None) -> str | None:
 class Store:
     """Versioned files of experiments over a Catalog (metadata) and Blobs (bytes). Thread-safe."""
 
-    def __init__(self, root: str, catalog: Catalog, blobs: Blobs, staging: Staging, state: str = "local"):
-        self.root = root
+    def __init__(self, root: str, catalog: Catalog, blobs: Blobs, copies: LocalCopies, staging: Staging,
+                 state: str = "local", location: str | None = None, writeback: WriteBack | None = None):
+        self.root = root  # the folder on this machine holding the store (local) or its cache (remote)
+        self.location = location or root  # what the user named: a folder, or s3://bucket/prefix
         self.catalog = catalog
         self.blobs = blobs
+        self.copies = copies
         self.staging = staging
+        self.writeback = writeback
         self._state = state
         self._ids = Snowflake(catalog.claim_node)
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> Store:
-        """Open (creating if needed) the embedded store in folder `root`: SQLite catalog + local blobs."""
-        root = os.path.abspath(os.fspath(root))
-        internal = os.path.join(root, INTERNAL)
-        try:
-            os.makedirs(internal, exist_ok=True)
-            if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
-                raise PermissionError(f"no read/write access to {root}")
-            catalog = SqliteCatalog(internal)
-        except OSError as e:
-            raise Unavailable(f"cannot open the store at {root}: {e.strerror or e}") from e
-        return cls(root, catalog, LocalBlobs(root), Staging(os.path.join(internal, "staging")))
+    def open(cls, location: str | os.PathLike[str], **options: Any) -> Store:
+        """Open the store at `location`: a folder (SQLite + local blobs), or `s3://bucket/prefix` with
+        `mongo=URI` (see `backends.open_store` for the options)."""
+        from .backends import open_store
+
+        return open_store(location, **options)
+
+    @property
+    def remote(self) -> bool:
+        """Whether metadata lives on another machine: its calls may wait on the network."""
+        return self.writeback is not None
 
     def close(self) -> None:
+        """Stop background work and release connections; pending uploads stay journaled for the next
+        open (call `wait_uploads` first to finish them)."""
         self.catalog.close()
+        self.blobs.close()
+
+    def wait_uploads(self, progress: Callable[[int, int], None] | None = None,
+                     timeout: float | None = None) -> bool:
+        """Wait until every version committed through this cache is uploaded and published; `progress`
+        gets (versions left, bytes left). Returns False on timeout. Local stores have nothing to wait for."""
+        return True if self.writeback is None else self.writeback.wait_all(progress, timeout)
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def wait_uploaded(self, path: str, timeout: float = 120.0) -> None:
+        """Return once no version of `path` (or below it) is pending upload; Unavailable after `timeout`."""
+        if self.writeback is not None:
+            self.writeback.wait_paths([self._path(path)], timeout)
+
+    def status(self) -> dict[str, Any]:
+        """Where the store is and, for a remote one, its pending uploads, cache use and recent errors."""
+        out: dict[str, Any] = {"store": self.location, "remote": self.remote, "folder": self.root}
+        if self.writeback is not None:
+            out.update(self.writeback.status())
+        return out
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -301,7 +326,7 @@ class Store:
         With `nowait` it commits only what needs no waiting: at most NOWAIT_BYTES held in memory, local
         blobs, a catalog that takes the row at once. Otherwise it raises WouldBlock, with nothing
         changed and `staged` intact for a commit without `nowait`."""
-        if nowait and not (self.blobs.local and staged.in_memory and staged.size <= NOWAIT_BYTES):
+        if nowait and not (self.blobs.instant and staged.in_memory and staged.size <= NOWAIT_BYTES):
             raise WouldBlock(f"committing {path!r} means writing large or remote bytes")
         try:
             p = self.check_new_path(path, is_file=True)
@@ -368,17 +393,20 @@ class Store:
         return self.catalog.deleted_since(self._path(path), since)
 
     def open_version(self, v: Version) -> BinaryIO:
-        return self.blobs.open(v.key)
+        """A seekable reader of the version's bytes (remote ones are checked against its SHA-256)."""
+        return self.blobs.open(v)
 
     def read_bytes(self, v: Version) -> bytes:
         with self.open_version(v) as f:
             return f.read()
 
     def local_file(self, v: Version) -> str | None:
-        return self.blobs.local_path(v.key)
+        """A file on this machine holding exactly the version's bytes, or None (not cached yet)."""
+        return self.copies.local_file(v)
 
     def drop_cache(self, v: Version) -> None:
-        self.blobs.drop_cache(v.key)
+        """A hint that the version will not be read soon (the page cache may drop its pages)."""
+        self.copies.forget_pages(v)
 
     def stat(self, path: str) -> Version | Dir:
         p = self._path(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from ..errors import StoreError
 
@@ -16,15 +17,29 @@ def default_store() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand; each command module adds its own."""
-    from . import mount_commands, store_commands
+    from . import mount_commands, store_commands, upload_commands
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=None, help="store folder (default: $ML_DASH_STORE or ./.ml-dash)")
+    common.add_argument("--store", default=None,
+                        help="store folder, or s3://bucket/prefix (default: $ML_DASH_STORE or ./.ml-dash)")
+    remote = common.add_argument_group("remote stores (s3://)")
+    remote.add_argument("--mongo", metavar="URI", help="MongoDB holding the metadata (default: $ML_DASH_MONGO_URI)")
+    remote.add_argument("--cache-dir", metavar="DIR",
+                        help="local cache and upload journal (default: $ML_DASH_CACHE_DIR, else ~/.cache/mldashfs/...)")
+    remote.add_argument("--cache-size", metavar="SIZE", help="bound of the cache, e.g. 20G (default: 20G)")
+    remote.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
     parser = argparse.ArgumentParser(prog="mldashfs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_commands.register(sub, common)
     mount_commands.register(sub, common)
+    upload_commands.register(sub, common)
     return parser
+
+
+def store_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The remote-store options given on the command line, as `Store.open` takes them."""
+    names = ("mongo", "cache_dir", "cache_size", "s3_endpoint")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def main(argv: list[str] | None = None) -> int:

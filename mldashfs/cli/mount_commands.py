@@ -40,7 +40,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_mount)
     u = sub.add_parser("umount", help="finish pending writes, then unmount")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
-    u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon to finish")
+    u.add_argument("--timeout", type=float, default=None,
+                   help="seconds to wait for the daemon to finish (default: until its uploads are done)")
+    u.add_argument("--no-wait", action="store_true",
+                   help="return once unmounted; the daemon finishes pending uploads in the background")
     u.set_defaults(func=cmd_umount)
 
 
@@ -64,7 +67,7 @@ def helper_argv(argv: list[str]) -> list[str] | None:
                 key, _, value = item.partition("=")
                 opts[key.strip().replace("_", "-")] = value
     out = ["mount", "--store", opts.pop("store", "") or positional[0]]
-    for key in ("experiment", "log-file", "log-level"):
+    for key in ("experiment", "log-file", "log-level", "mongo", "cache-dir", "cache-size", "s3-endpoint"):
         if opts.get(key):
             out += [f"--{key}", opts.pop(key)]
     for key in ("foreground", "allow-other", "no-passthrough"):
@@ -108,16 +111,17 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def _daemon(args: argparse.Namespace, mountpoint: str, ready: Any) -> int:
     """Open the store and serve until unmounted; errors before mounting are one line on stderr."""
     from ..fs.daemon import MountError, open_store, serve
+    from .main import store_options
 
     pid_file = run_file(mountpoint)
 
     def mounted() -> None:
-        with open(pid_file, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        with open(pid_file, "w") as f:  # the pid, and for a remote store the cache folder (umount's progress)
+            f.write(f"{os.getpid()}\n{store.root if store.remote else ''}\n")
         ready()
 
     try:
-        store = open_store(args.store, args.experiment)
+        store = open_store(args.store, args.experiment, **store_options(args))
         serve(store, args.experiment, mountpoint, args.store, mounted, allow_other=args.allow_other,
               passthrough=not args.no_passthrough)
     except (MountError, StoreError) as e:
@@ -168,22 +172,42 @@ def cmd_umount(args: argparse.Namespace) -> int:
     if not os.path.ismount(mountpoint):
         print(f"mldashfs: {mountpoint} is not mounted", file=sys.stderr)
         return 1
-    pid = None
+    pid, cache = None, ""
     pid_file = run_file(mountpoint)
     if os.path.exists(pid_file):
-        pid = int(open(pid_file).read().strip() or 0) or None
+        lines = open(pid_file).read().split("\n")
+        pid, cache = int(lines[0].strip() or 0) or None, (lines[1].strip() if len(lines) > 1 else "")
     res = subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True, text=True)
     if res.returncode != 0:
         why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
         print(f"mldashfs: cannot unmount {mountpoint}: {why}", file=sys.stderr)
         return 1
-    deadline = time.monotonic() + args.timeout
+    if args.no_wait:
+        return 0
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    show = upload_progress(cache) if cache else None
     while pid is not None and _alive(pid):
-        if time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             print(f"mldashfs: unmounted, but daemon {pid} is still finishing after {args.timeout}s", file=sys.stderr)
             return 1
+        if show is not None:
+            show()
         time.sleep(0.05)
     return 0
+
+
+def upload_progress(cache: str) -> Any:
+    """A callable showing the pending uploads of cache folder `cache` as a progress bar."""
+    from ..journal import Journal
+    from .upload_commands import ProgressBar
+
+    journal, bar = Journal(cache), ProgressBar()
+
+    def show() -> None:
+        n, size, _ = journal.counts()
+        bar.update(n, size)
+
+    return show
 
 
 def _alive(pid: int) -> bool:

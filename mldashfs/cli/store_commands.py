@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ..backends import is_remote
 from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
 from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
 from ..records import Entry, Version
@@ -79,9 +80,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def open_store(args: argparse.Namespace, create: bool = False) -> Store:
     """The store at --store; only `put` may create one, so a mistyped path is an error, not a new store."""
-    if not create and not os.path.isdir(args.store):
+    from .main import store_options
+
+    if not create and not is_remote(args.store) and not os.path.isdir(args.store):
         raise NotFound(f"no store at {args.store} (use --store or $ML_DASH_STORE)")
-    return Store.open(args.store)
+    return Store.open(args.store, **store_options(args))
 
 
 def resolve(store: Store, path: str, version_id: str | None) -> Version:

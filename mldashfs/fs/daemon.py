@@ -13,11 +13,14 @@ import os
 import re
 import shutil
 import signal
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pyfuse3
 import trio
 
+from ..backends import is_remote
 from ..errors import NotFound
 from ..paths import EXPERIMENT_DEPTH, check_path, depth
 from ..records import Dir
@@ -47,11 +50,12 @@ def check_mountpoint(mountpoint: str) -> None:
         raise MountError(f"mount point {mountpoint} is not empty")
 
 
-def open_store(store_dir: str, experiment: str | None) -> Store:
-    """Open the store and check (creating if missing) the experiment to show at the mount root."""
-    if not os.path.isdir(store_dir) and os.path.exists(store_dir):
+def open_store(store_dir: str, experiment: str | None, **options: Any) -> Store:
+    """Open the store (`options` for a remote one) and check (creating if missing) the experiment to
+    show at the mount root."""
+    if not is_remote(store_dir) and not os.path.isdir(store_dir) and os.path.exists(store_dir):
         raise MountError(f"store {store_dir} is not a directory")
-    store = Store.open(store_dir)
+    store = Store.open(store_dir, **options)
     if experiment:
         try:
             exp = check_path(experiment)
@@ -105,7 +109,8 @@ def raise_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> None:
 def fuse_options(store_dir: str, allow_other: bool = False) -> set[str]:
     """libfuse mount options: permissions checked by the kernel, the store shown as the source."""
     opts = set(pyfuse3.default_options)
-    opts |= {f"fsname={os.path.abspath(store_dir)}", "subtype=mldashfs"}
+    source = store_dir if is_remote(store_dir) else os.path.abspath(store_dir)
+    opts |= {f"fsname={source}", "subtype=mldashfs"}
     if allow_other:
         opts.add("allow_other")
     return opts
@@ -135,6 +140,19 @@ async def _serve(ops: Operations, mountpoint: str) -> None:
     await ops.commit_all()
 
 
+def _upload_logger(every: float = 5.0) -> Callable[[int, int], None]:
+    """A progress callback for `Store.wait_uploads` that logs what is left at most every `every` s."""
+    last = 0.0
+
+    def report(n: int, size: int) -> None:
+        nonlocal last
+        if n and time.monotonic() - last >= every:
+            last = time.monotonic()
+            log.info("uploads pending: %d versions, %d bytes", n, size)
+
+    return report
+
+
 def serve(store: Store, experiment: str | None, mountpoint: str, store_dir: str,
           ready: Callable[[], None], allow_other: bool = False, passthrough: bool = True) -> None:
     """Mount `store` at `mountpoint`, call `ready()`, serve until unmounted, then clean up."""
@@ -149,5 +167,8 @@ def serve(store: Store, experiment: str | None, mountpoint: str, store_dir: str,
         trio.run(_serve, ops, mountpoint)
     finally:
         pyfuse3.close(unmount=True)  # a no-op when fusermount3 -u already unmounted it
-        store.close()
         log.info("unmounted %s", mountpoint)
+        if store.remote:  # `mldashfs umount` shows the progress; SIGTERM/kill skips (next start resumes)
+            store.wait_uploads(_upload_logger())
+            log.info("every version written through %s is uploaded", mountpoint)
+        store.close()

@@ -613,10 +613,24 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
         w = self.files.handles.get(fh)
+        if self.store.remote and w is not None:
+            await self._fsync_remote(w)
+            return
         if isinstance(w, WriteHandle) and w.staged is not None:
             async with w.lock:
                 if w.staged is not None:
                     await run_blocking(w.staged.fsync)
+
+    async def _fsync_remote(self, handle: ReadHandle | WriteHandle) -> None:
+        """On a remote store durable means uploaded: commit what the handle wrote (as a close would),
+        then wait until every version of its path is in S3 and MongoDB."""
+        if isinstance(handle, WriteHandle):
+            async with handle.lock:
+                if handle.staged is not None and handle.staged.dirty:
+                    await self._commit(handle)
+        path = self.inodes.path(handle.ino)
+        if path is not None:
+            await run_blocking(self.store.wait_uploaded, path)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         return None

@@ -1,4 +1,4 @@
-"""`Experiment`: one experiment (`namespace/project/experiment`) in a local mldashfs store.
+"""`Experiment`: one experiment (`namespace/project/experiment`) in an mldashfs store (local or remote).
 
 The store opens on first use and closes when the `with` block (`Experiment(...).run` or the
 experiment itself) ends; a plain `exp = Experiment(...)` works too and may be closed by hand.
@@ -14,7 +14,7 @@ from typing import Any
 from mldashfs.store import Store
 
 from . import locations
-from .files import Files
+from .files import Files, upload_bar
 from .run_data import Metric, Metrics, Params, log_line
 
 
@@ -46,7 +46,10 @@ class Experiment:
     `Experiment(name="exp", project="project", local_path=".ml-dash")`.
 
     The older form's namespace is `namespace=`, else $ML_DASH_NAMESPACE, else "local". The store
-    folder is `local_path=` (or ml-dash 0.11's `dash_root=`), else $ML_DASH_STORE, else ./.ml-dash.
+    is `store=` / `local_path=` (or ml-dash 0.11's `dash_root=`), else $ML_DASH_STORE, else ./.ml-dash;
+    `store="s3://bucket/prefix"` with `mongo=` (or $ML_DASH_MONGO_URI) is a remote store: saves return
+    once the bytes are staged locally, upload in the background, and leaving the experiment (or
+    `exp.files.wait()`) waits for them unless `wait_uploads=False`.
     """
 
     def __init__(
@@ -58,9 +61,19 @@ class Experiment:
         namespace: str | None = None,
         local_path: str | os.PathLike[str] | None = None,
         dash_root: str | os.PathLike[str] | None = None,
+        store: str | os.PathLike[str] | None = None,
+        mongo: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        wait_uploads: bool = True,
     ) -> None:
         self.path = locations.experiment_path(prefix, name, project, namespace)
-        self.root = locations.store_root(local_path if local_path is not None else dash_root)
+        given = [x for x in (store, local_path, dash_root) if x is not None]
+        if len(given) > 1:
+            raise ValueError("give the store once: store=, local_path= or dash_root=")
+        self.root = locations.store_root(given[0] if given else None)
+        self._options: dict[str, Any] = {k: os.fspath(v) if k == "cache_dir" else v
+                                         for k, v in (("mongo", mongo), ("cache_dir", cache_dir)) if v is not None}
+        self.wait_uploads = wait_uploads
         self._store: Store | None = None
         self._lock = threading.Lock()
         self.run = Run(self)
@@ -87,7 +100,7 @@ class Experiment:
         """The open store (opened, and the experiment folder made, on first use)."""
         with self._lock:
             if self._store is None:
-                store = Store.open(self.root)
+                store = Store.open(self.root, **self._options)
                 store.mkdir(self.path, parents=True, exist_ok=True)
                 self._store = store
             return self._store
@@ -98,9 +111,12 @@ class Experiment:
         return self
 
     def close(self) -> None:
-        """Close the store; the experiment reopens it if used again."""
+        """Wait for background uploads (unless `wait_uploads=False`: they finish at the next open or
+        `mldashfs sync`), then close the store; the experiment reopens it if used again."""
         with self._lock:
             if self._store is not None:
+                if self.wait_uploads:
+                    self._store.wait_uploads(upload_bar())
                 self._store.close()
                 self._store = None
 

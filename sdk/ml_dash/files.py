@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mldashfs.errors import NotFound
@@ -58,3 +58,14 @@ class Files(FileRef):
             dest_path=dest_path,
         )
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every save of this process's store is uploaded (remote stores; local ones have
+        nothing to wait for). Returns False if `timeout` seconds passed first."""
+        return self._experiment.store.wait_uploads(upload_bar(), timeout)
+
+
+def upload_bar() -> Callable[[int, int], None]:
+    """A progress callback for pending uploads: a bar on a terminal, silent otherwise."""
+    from mldashfs.cli.upload_commands import ProgressBar
+
+    return ProgressBar().update

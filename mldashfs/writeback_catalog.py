@@ -1,0 +1,292 @@
+"""The catalog a remote store's front ends see: the remote catalog (MongoDB), plus the versions this
+machine committed that are not published yet (the journal), plus a short-lived cache of remote answers.
+
+- A commit goes to the journal only: it is visible here at once (state `pending`) and to other machines
+  once its bytes are uploaded and its record published (writeback.py).
+- Reads merge the two: a pending version is newer than what the remote catalog holds for its path,
+  and paths with pending versions imply their parent directories.
+- Changes of pending versions (metadata, delete, rename of a file that exists only here) change the
+  journal; renames that involve published versions first wait for the pending ones to publish, then
+  change the remote catalog.
+- Remote answers are cached for `ttl` seconds (what another machine's change may take to show); any
+  change made here clears the cache.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import replace
+from typing import Any
+
+import cachetools
+
+from .catalog import Catalog
+from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, WouldBlock
+from .journal import Journal
+from .paths import join, split
+from .records import Dir, Entry, Stat, Version
+from .writeback import WriteBack
+
+#: Seconds a remote answer is reused (the bound on how late another machine's change shows here).
+DEFAULT_TTL = 1.0
+#: Longest wait for pending uploads before a rename that needs them published fails (EIO).
+FLUSH_TIMEOUT = 120.0
+
+
+class WriteBackCatalog(Catalog):
+    """Remote catalog + journal of this cache folder, with a TTL cache of remote reads."""
+
+    def __init__(self, remote: Catalog, journal: Journal, writeback: WriteBack, ttl: float = DEFAULT_TTL) -> None:
+        self.remote = remote
+        self.journal = journal
+        self.writeback = writeback
+        self._cache: cachetools.TTLCache[tuple[Any, ...], Any] = cachetools.TTLCache(maxsize=200_000, ttl=ttl)
+        self._cache_lock = threading.Lock()
+        self._dropped: dict[str, float] = {}  # path -> when pending versions of it were deleted here
+
+    # -- the remote side, cached ---------------------------------------------------------------
+
+    def _remote(self, method: str, *args: Any) -> Any:
+        key = (method, *args)
+        with self._cache_lock:
+            try:
+                return self._cache[key]
+            except KeyError:
+                pass
+        value = getattr(self.remote, method)(*args)
+        with self._cache_lock:
+            self._cache[key] = value
+        return value
+
+    def _changed(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def claim_node(self) -> int:
+        return self.remote.claim_node()
+
+    def get_version(self, vid: int) -> Version | None:
+        return self.journal.get(vid) or self.remote.get_version(vid)
+
+    def latest(self, path: str) -> Version | None:
+        return _newest(self.journal.latest(path), self._remote("latest", path))
+
+    def history(self, path: str) -> list[Version]:
+        byid = {v.id: v for v in self.remote.history(path)}
+        byid.update((v.id, v) for v in self.journal.history(path))
+        return [byid[i] for i in sorted(byid)]
+
+    def deleted_since(self, path: str, since: float) -> bool:
+        return self._dropped.get(path, 0.0) >= since or self.remote.deleted_since(path, since)
+
+    def get_dir(self, path: str) -> Dir | None:
+        d = self._remote("get_dir", path)
+        if d is None and self.journal.any_below(path):
+            return Dir(path=path, mtime=time.time())
+        return d
+
+    def lookup(self, path: str) -> Version | Dir | None:
+        pending = self.journal.latest(path)
+        found = self._remote("lookup", path)
+        if pending is not None and not isinstance(found, Dir):
+            return _newest(pending, found)
+        if found is None and path and self.journal.any_below(path):
+            return Dir(path=path, mtime=time.time())
+        return found
+
+    def _pending_children(self, path: str, after: str | None) -> dict[str, Entry]:
+        """Entries of directory `path` that pending versions make: their files and implied folders."""
+        out: dict[str, Entry] = {}
+        cut = len(path) + 1 if path else 0
+        for v in self.journal.below(path):
+            rel = v.path[cut:]
+            name, _, rest = rel.partition("/")
+            if after is not None and name <= after:
+                continue
+            if rest:
+                out.setdefault(name, Entry(name=name, dir=Dir(path=join(path, name), mtime=v.created_at)))
+            else:
+                out[name] = Entry(name=name, version=v)
+        return out
+
+    def _merged(self, path: str, after: str | None, limit: int, remote_rows: list[Entry]) -> list[Entry]:
+        merged = {e.name: e for e in remote_rows}
+        for name, e in self._pending_children(path, after).items():
+            cur = merged.get(name)
+            if cur is None or (e.version is not None and cur.version is not None and e.version.id > cur.version.id):
+                merged[name] = e
+        return [merged[n] for n in sorted(merged)][:limit]
+
+    def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
+        return self._merged(path, after, limit, self._remote("listdir", path, after, limit))
+
+    def list_stats(self, path: str, after: str | None, limit: int) -> list[Stat]:
+        rows = self._remote("list_stats", path, after, limit)
+        pending = self._pending_children(path, after)
+        if not pending:
+            return rows
+        merged = {r.name: r for r in rows}
+        for name, e in pending.items():  # a pending file is newer than what was published
+            if e.version is not None or name not in merged:
+                merged[name] = Stat.of(e)
+        return [merged[n] for n in sorted(merged)][:limit]
+
+    def iter_files(self, under: str) -> Iterator[Version]:
+        pending = self.journal.below(under)
+        last: Version | None = None
+        for v in heapq.merge(self.remote.iter_files(under), pending, key=lambda v: (v.path, v.id)):
+            if last is not None and last.path != v.path:
+                yield last
+            last = v  # of equal paths the later (higher id) one wins
+        if last is not None:
+            yield last
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
+        if nowait:
+            raise WouldBlock("a remote catalog is asked before a version is journaled")
+        with self.writeback.lock:
+            prev = self.latest(v.path)
+            if prev is None:
+                self._check_parents(v.path)
+            elif inherit:
+                v = replace(v, **{f: getattr(prev, f) for f in inherit})
+            self.journal.add(v)
+        self._changed()
+        self.writeback.notify()
+        return v
+
+    def _check_parents(self, path: str) -> None:
+        """IsADirectory if `path` is a directory, NotADirectory if an ancestor is a file."""
+        if isinstance(self.lookup(path), Dir):
+            raise IsADirectory(f"{path!r} is a directory")
+        parent = split(path)[0]
+        while parent:
+            found = self.lookup(parent)
+            if isinstance(found, Dir):
+                return
+            if found is not None:
+                raise NotADirectory(f"{parent!r} is a file, not a directory")
+            parent = split(parent)[0]
+
+    def update_version(self, vid: int, fields: dict[str, Any], now: float) -> Version:
+        with self.writeback.lock:
+            v = self.journal.get(vid)
+            if v is not None:
+                v = replace(v, **{k: tuple(val) if k == "tags" else val for k, val in fields.items()}, updated_at=now)
+                if self.journal.replace(v):
+                    self._changed()
+                    return v
+        v = self.remote.update_version(vid, fields, now)
+        self._changed()
+        return v
+
+    def set_dir_attrs(self, path: str, mtime: float | None, mode: int | None) -> None:
+        self.remote.set_dir_attrs(path, mtime, mode)
+        self._changed()
+
+    def _drop_pending(self, versions: list[Version], now: float) -> None:
+        self.journal.remove([v.id for v in versions])
+        for v in versions:
+            self._dropped[v.path] = now
+            if not self.journal.has_key(v.key):
+                self.writeback.cache.drop(v.key)
+
+    def delete_path(self, path: str, now: float) -> None:
+        with self.writeback.lock:
+            pending = self.journal.history(path)
+            if pending:
+                self._drop_pending(pending, now)
+        if not pending or self.remote.latest(path) is not None:
+            self.remote.delete_path(path, now)
+        self._changed()
+
+    def delete_version(self, vid: int, now: float) -> None:
+        with self.writeback.lock:
+            v = self.journal.get(vid)
+            if v is not None:
+                self._drop_pending([v], now)
+        if v is None:
+            self.remote.delete_version(vid, now)
+        self._changed()
+
+    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool) -> None:
+        parent = split(path)[0]
+        implied = parent != "" and self.remote.get_dir(parent) is None and self.journal.any_below(parent)
+        if self.journal.latest(path) is not None:
+            raise AlreadyExists(f"{path!r} exists and is a file")
+        if self.journal.any_below(path) and not exist_ok:
+            raise AlreadyExists(f"directory {path!r} exists")
+        self.remote.mkdir(path, now, parents or implied, exist_ok or self.journal.any_below(path))
+        self._changed()
+
+    def rmdir(self, path: str) -> None:
+        if self.journal.any_below(path):
+            raise NotEmpty(f"directory {path!r} is not empty")
+        self.remote.rmdir(path)
+        self._changed()
+
+    def rename_file(self, src: str, dst: str, new_id: int, now: float, replace_dst: bool) -> None:
+        with self.writeback.lock:
+            pending = self.journal.history(src)
+            if pending and self.remote.latest(src) is None:
+                self._rename_pending(pending, dst, new_id, now, replace_dst)
+                self._changed()
+                return
+        self.writeback.wait_paths([src, dst], FLUSH_TIMEOUT)
+        self.remote.rename_file(src, dst, new_id, now, replace_dst)
+        self._changed()
+
+    def _rename_pending(self, pending: list[Version], dst: str, new_id: int, now: float, replace_dst: bool) -> None:
+        """Rename a file that exists only in the journal (e.g. rsync's temporary file): journal only."""
+        src = pending[0].path
+        if src == dst:
+            return
+        found = self.lookup(dst)
+        if isinstance(found, Dir):
+            raise IsADirectory(f"{dst!r} is a directory")
+        parent = split(dst)[0]
+        if parent and not isinstance(self.lookup(parent), Dir):
+            raise NotFound(f"no directory {parent!r}") if self.lookup(parent) is None else NotADirectory(
+                f"{parent!r} is a file, not a directory")
+        if found is None:
+            for v in pending:
+                self.journal.replace(replace(v, path=dst))
+        else:
+            if not replace_dst:
+                raise AlreadyExists(f"{dst!r} exists")
+            head = pending[-1]
+            self.journal.move(head, replace(head, id=new_id, path=dst, created_at=now, updated_at=now))
+            self._drop_pending(pending[:-1], now)
+        self._dropped[src] = now
+
+    def rename_dir(self, src: str, dst: str, now: float, replace_dst: bool) -> None:
+        self.writeback.wait_paths([src, dst], FLUSH_TIMEOUT)
+        self.remote.rename_dir(src, dst, now, replace_dst)
+        self._changed()
+
+    def dead_keys(self) -> list[str]:
+        return self.remote.dead_keys()
+
+    def forget_keys(self, keys: list[str]) -> None:
+        self.remote.forget_keys(keys)
+
+    def close(self) -> None:
+        """Stop the uploaders (pending versions stay journaled), then release the journal and MongoDB."""
+        self.writeback.close()
+        self.journal.close()
+        self.remote.close()
+
+
+def _newest(a: Version | None, b: Version | Dir | None) -> Version | None:
+    if not isinstance(b, Version):
+        return a
+    if a is None:
+        return b
+    return a if a.id >= b.id else b

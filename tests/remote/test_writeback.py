@@ -1,0 +1,162 @@
+"""Write-back of a remote store, through the real servers: what each machine sees when, crashes,
+faults, and the bytes and records that land in S3 and MongoDB."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from mldashfs import errors
+from mldashfs.store import Store
+from tests.remote_stores import RemoteStore
+from tests.servers.s3 import s3_client
+
+E = "alice/cv/resnet"
+
+
+def objects(remote: RemoteStore) -> dict[str, dict[str, str]]:
+    """Every object of the test bucket: key -> its user metadata."""
+    c = s3_client(remote.endpoint)
+    out = {}
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=remote.bucket):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = c.head_object(Bucket=remote.bucket, Key=o["Key"])["Metadata"]
+    return out
+
+
+def test_a_save_is_pending_here_then_uploaded_and_seen_by_another_machine(remote_store: RemoteStore) -> None:
+    a, b = remote_store.open("a"), remote_store.open("b")
+    remote_store.server.fault(503, seconds=1.5)  # hold the upload back, so "pending" can be seen
+    v = a.put_bytes(f"{E}/models/best.pt", b"weights", tags=["best"], metadata={"epoch": 3})
+    assert v.state == "pending" and a.latest(f"{E}/models/best.pt").id == v.id
+    assert b.latest_or_none(f"{E}/models/best.pt") is None  # not published yet
+    assert a.wait_uploads(timeout=60)
+    seen = b.latest(f"{E}/models/best.pt")
+    assert (seen.id, seen.sha256, seen.state, seen.tags, seen.metadata) == (v.id, v.sha256, "uploaded", ("best",),
+                                                                           {"epoch": 3})
+    assert b.read_bytes(seen) == b"weights"
+    key = f"team/files/{E}/models/{v.id}/best.pt"
+    assert objects(remote_store)[key]["sha256"] == v.sha256
+
+
+def test_reads_of_another_machine_verify_and_fill_its_cache(remote_store: RemoteStore) -> None:
+    a, b = remote_store.open("a"), remote_store.open("b")
+    data = os.urandom(20 << 20)  # several ranged GETs
+    v = a.put_bytes(f"{E}/data/big.bin", data)
+    assert a.wait_uploads(timeout=60)
+    assert b.local_file(v) is None
+    with b.open_version(v) as f:
+        assert f.read(4096) == data[:4096]  # the first bytes, before the rest is fetched
+        f.seek(len(data) - 10)
+        assert f.read() == data[-10:]
+    local = b.local_file(v)
+    assert local is not None and hashlib.sha256(open(local, "rb").read()).hexdigest() == v.sha256
+
+
+def test_a_corrupted_object_fails_the_read_and_is_not_cached(remote_store: RemoteStore) -> None:
+    a, b = remote_store.open("a"), remote_store.open("b")
+    v = a.put_bytes(f"{E}/x.bin", os.urandom(1 << 20))
+    assert a.wait_uploads(timeout=60)
+    remote_store.server.corrupt(remote_store.bucket, f"team/files/{E}/{v.id}/x.bin", offset=1000)
+    with pytest.raises(errors.ChecksumMismatch):
+        b.read_bytes(v)
+    assert b.local_file(v) is None
+    assert a.read_bytes(v) != b""  # the writer's own cached copy is intact
+
+
+def test_close_succeeds_while_s3_is_down_and_the_upload_follows(remote_store: RemoteStore) -> None:
+    a, b = remote_store.open("a"), remote_store.open("b")
+    remote_store.server.fault(500, seconds=4)
+    vs = [a.put_bytes(f"{E}/f{i}.txt", b"x" * i) for i in range(5)]
+    assert [a.read_bytes(v) for v in vs] == [b"x" * i for i in range(5)]  # from the cache meanwhile
+    assert a.status()["pending"]["versions"] >= 1
+    assert a.wait_uploads(timeout=60)
+    assert [b.latest(f"{E}/f{i}.txt").sha256 for i in range(5)] == [v.sha256 for v in vs]
+    assert a.status()["pending"]["versions"] == 0
+
+
+def test_pending_files_renamed_and_deleted_publish_as_the_user_left_them(remote_store: RemoteStore) -> None:
+    a, b = remote_store.open("a"), remote_store.open("b")
+    remote_store.server.fault(503, seconds=2)
+    a.put_bytes(f"{E}/.tmp.ckpt", b"new")  # rsync's way: a temporary name, then a rename
+    a.rename(f"{E}/.tmp.ckpt", f"{E}/ckpt.pt")
+    gone = a.put_bytes(f"{E}/scratch.bin", b"scratch")
+    a.delete(f"{E}/scratch.bin")
+    a.update(a.latest(f"{E}/ckpt.pt").id, tags=["final"])
+    assert [e.name for e in a.listdir(E)] == ["ckpt.pt"]
+    assert a.wait_uploads(timeout=60)
+    assert [e.name for e in b.listdir(E)] == ["ckpt.pt"]
+    assert b.latest(f"{E}/ckpt.pt").tags == ("final",)
+    assert b.read_bytes(b.latest(f"{E}/ckpt.pt")) == b"new"
+    assert not any(str(gone.id) in k for k in objects(remote_store))
+
+
+def test_rename_of_a_published_file_waits_for_its_pending_versions(remote_store: RemoteStore) -> None:
+    a, b = remote_store.open("a"), remote_store.open("b")
+    a.put_bytes(f"{E}/m.pt", b"v1")
+    assert a.wait_uploads(timeout=60)
+    a.put_bytes(f"{E}/m.pt", b"v2")  # pending on top of a published version
+    a.rename(f"{E}/m.pt", f"{E}/n.pt")
+    assert [v.size for v in b.history(f"{E}/n.pt")] == [2, 2]
+    assert b.read_bytes(b.latest(f"{E}/n.pt")) == b"v2"
+    assert b.latest_or_none(f"{E}/m.pt") is None
+
+
+KILLED = """
+import os, signal, sys
+from mldashfs.store import Store
+s = Store.open(sys.argv[1], mongo=sys.argv[2], cache_dir=sys.argv[3], s3_endpoint=sys.argv[4])
+for i in range(3):
+    s.put_bytes(f"alice/cv/resnet/ckpt{i}.pt", bytes([i]) * (1 << 20))
+print("saved", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_versions_a_killed_process_closed_upload_at_the_next_open(remote_store: RemoteStore) -> None:
+    remote_store.server.fault(503, seconds=30)  # nothing can upload before the kill
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED), remote_store.location, remote_store.mongo,
+                        str(remote_store.cache("a")), remote_store.endpoint], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == -9 and "saved" in r.stdout, r.stderr
+    remote_store.server.clear_faults()
+    b = remote_store.open("b")
+    assert b.latest_or_none(f"{E}/ckpt0.pt") is None
+    a = remote_store.open("a")  # the same cache folder: its uploaders take the journal over
+    assert a.status()["pending"]["versions"] == 3
+    assert a.wait_uploads(timeout=60)
+    for i in range(3):
+        v = b.latest(f"{E}/ckpt{i}.pt")
+        assert v.sha256 == hashlib.sha256(bytes([i]) * (1 << 20)).hexdigest()
+        assert b.read_bytes(v) == bytes([i]) * (1 << 20)
+
+
+def test_an_unreachable_mongodb_is_a_clear_error_soon(remote_store: RemoteStore) -> None:
+    start = time.monotonic()
+    with pytest.raises(errors.Unavailable, match="MongoDB"):
+        Store.open(remote_store.location, mongo="mongodb://127.0.0.1:9/db", cache_dir=str(remote_store.cache("x")),
+                   s3_endpoint=remote_store.endpoint)
+    assert time.monotonic() - start < 60
+
+
+def test_a_missing_bucket_is_a_clear_error(remote_store: RemoteStore) -> None:
+    with pytest.raises(errors.Unavailable, match="no-such-bucket"):
+        Store.open("s3://no-such-bucket/x", mongo=remote_store.mongo, cache_dir=str(remote_store.cache("x")),
+                   s3_endpoint=remote_store.endpoint)
+
+
+def test_the_cache_evicts_uploaded_copies_beyond_its_bound(remote_store: RemoteStore) -> None:
+    a = remote_store.open("a", cache_size="3M")
+    vs = [a.put_bytes(f"{E}/c{i}.bin", os.urandom(1 << 20)) for i in range(6)]
+    assert a.wait_uploads(timeout=60)
+    b = remote_store.open("b", cache_size="3M")
+    for v in vs:  # reading everything through a 3 MiB cache evicts the oldest copies
+        assert hashlib.sha256(b.read_bytes(v)).hexdigest() == v.sha256
+    b.blobs.cache.evict()
+    assert b.status()["cache"]["bytes"] <= 3 << 20
