@@ -13,11 +13,12 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ..downloads import download
 from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
 from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
 from ..records import Entry, Version
 from ..store import Store
-from .fetch import fetch_verified
+from .destinations import destination
 from .progress import progress_bar
 from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, version_json
 
@@ -190,7 +191,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         v = resolve(store, path, args.id)
         with progress_bar(v.size, v.name) as progress:
-            written = fetch_verified(store, v, args.dest, progress)
+            written = download(store, v, destination(args.dest, v), progress)
     if args.json:
         emit_json(version_json(v, dest=written))
     else:

@@ -10,11 +10,11 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from mldashfs import paths
-from mldashfs.errors import IsADirectory, NotFound
+from mldashfs import downloads, paths
+from mldashfs.errors import IsADirectory, NotFound, StoreError
 from mldashfs.records import Version
 
-from . import downloads, locations
+from . import locations
 from .run_data import RUN_DATA
 from .savers import Result, Savers
 
@@ -114,7 +114,7 @@ class FileRef(Savers):
 
     def read_bytes(self) -> bytes:
         """The bytes of the file at this path (checksum verified)."""
-        return downloads.read_bytes(self._experiment.store, self._locate())
+        return downloads.read_verified(self._experiment.store, self._locate())
 
     def read_text(self, encoding: str = "utf-8") -> str:
         """The text of the file at this path (checksum verified)."""
@@ -132,14 +132,13 @@ class FileRef(Savers):
         With a glob: every match, into the folder `to` (default: current dir), keeping paths
         relative to this folder.
         """
-        store = self._experiment.store
         if pattern is not None and locations.has_magic(pattern):
             found = self._versions(pattern)
             if not found:
                 raise NotFound(f"no files match {pattern!r} under {self._full()!r}")
             folder = os.fspath(to) if to is not None else "."
             return [
-                downloads.download(store, v, os.path.join(folder, *paths.relative_to(v.path, self._full()).split("/")))
+                self._download(v, os.path.join(folder, *paths.relative_to(v.path, self._full()).split("/")))
                 for v in found
             ]
         version = self._locate(pattern)
@@ -147,7 +146,20 @@ class FileRef(Savers):
         target = os.fspath(dest) if dest is not None else version.name
         if os.path.isdir(target) or target.endswith(("/", os.sep)):
             target = os.path.join(target, version.name)
-        return downloads.download(store, version, target)
+        return self._download(version, target)
+
+    def _download(self, version: Version, target: str) -> str:
+        """The core's verified download to `target`, making its folders first (globs keep sub-folders)."""
+        folder = os.path.dirname(os.path.abspath(target))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot make the folder {folder}: {e.strerror or e}") from e
+        return downloads.download(self._experiment.store, version, target)
+
+    def versions(self) -> list[Result]:
+        """Every live version of the file this ref names, oldest first, as `mldashfs versions` lists them."""
+        return [v.to_dict() for v in self._experiment.store.history(self._locate().path)]
 
     def delete(self, pattern: str | None = None) -> Result | list[Result]:
         """Delete the file this ref names (all its versions), or every match of a glob below it.
