@@ -15,7 +15,10 @@ NAME_MAX = 255
 
 
 def check_name(name: str) -> str:
-    """Return `name` if it is a valid single path component, else raise InvalidPath naming why."""
+    """Return `name` if it is a valid single path component, else raise InvalidPath naming why.
+
+    One rule for every front end (the mount, the CLI, the SDK): no '/', NUL, '.', '..', white
+    space at either end, bytes that are not UTF-8, or more than NAME_MAX bytes."""
     if not isinstance(name, str):
         raise InvalidPath(f"a name must be a string, not {type(name).__name__}")
     if name == "":
@@ -26,6 +29,12 @@ def check_name(name: str) -> str:
         raise InvalidPath(f"name contains '/': {name!r}")
     if name in (".", ".."):
         raise InvalidPath(f"'{name}' is not allowed as a name")
+    if name != name.strip():
+        raise InvalidPath(f"name begins or ends with white space (a typo, mostly): {name!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, as os.fsdecode gives them (surrogate escapes)
+        raise InvalidPath(f"name is not valid UTF-8: {name!r}") from None
     if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
         raise InvalidPath(f"name longer than {NAME_MAX} bytes: {name[:40]!r}...", errno.ENAMETOOLONG)
     return name
@@ -51,6 +60,14 @@ def _checked_path(path: str) -> str:
         if part == "":
             raise InvalidPath(f"empty component in path {path!r}")
         check_name(part)
+    return p
+
+
+def check_experiment(path: str) -> str:
+    """A checked experiment path: exactly NAMESPACE/PROJECT/EXPERIMENT, else InvalidPath naming it."""
+    p = check_path(path)
+    if depth(p) != EXPERIMENT_DEPTH:
+        raise InvalidPath(f"an experiment is NAMESPACE/PROJECT/EXPERIMENT (three names), not {path!r}")
     return p
 
 

@@ -119,10 +119,15 @@ class Store:
         self._ids = Snowflake(catalog.claim_node)
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> Store:
-        """Open (creating if needed) the embedded store in folder `root`: SQLite catalog + local blobs."""
-        root = os.path.abspath(os.fspath(root))
+    def open(cls, root: str | os.PathLike[str], *, create: bool = True) -> Store:
+        """Open the embedded store in folder `root` (SQLite catalog + local blobs), making it if needed;
+        with create=False a folder that holds no store is NotFound, so a mistyped path makes nothing."""
+        given = os.fspath(root)
+        root = os.path.abspath(given)
         internal = os.path.join(root, INTERNAL)
+        if not create and not os.path.isdir(internal):
+            why = "no such folder" if not os.path.exists(root) else "it holds no mldashfs store"
+            raise NotFound(f"no store at {given} ({why}); `mldashfs init {given}` makes one")
         try:
             os.makedirs(internal, exist_ok=True)
             if not os.access(root, os.R_OK | os.W_OK | os.X_OK):

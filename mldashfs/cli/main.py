@@ -1,26 +1,40 @@
-"""`mldashfs` command line: store commands (ls, versions, get, put, tag, describe) and mount/umount."""
+"""`mldashfs` command line: store commands (init, ls, versions, get, put, tag, describe, gc) and mount/umount."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
+from ..default_store import default_store
 from ..errors import StoreError
+from ..store import Store
 
 
-def default_store() -> str:
-    """The store used when --store is not given: $ML_DASH_STORE, else ./.ml-dash."""
-    return os.environ.get("ML_DASH_STORE") or "./.ml-dash"
+def open_store(args: argparse.Namespace, create: bool = False) -> Store:
+    """The store at --store. Only `init` and `--create` make one, so a mistyped path is an error, not a new store."""
+    return Store.open(args.store, create=create or getattr(args, "create", False))
+
+
+def _version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    try:
+        return version("mldashfs")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand; each command module adds its own."""
     from . import mount_commands, store_commands
 
+    store_help = "store folder (default: $ML_DASH_STORE or ./.ml-dash)"
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=None, help="store folder (default: $ML_DASH_STORE or ./.ml-dash)")
+    # SUPPRESS: a --store after the subcommand overrides one before it, and its absence keeps that one
+    common.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
     parser = argparse.ArgumentParser(prog="mldashfs", description=__doc__)
+    parser.add_argument("--store", default=None, help=store_help)
+    parser.add_argument("--version", action="version", version=f"mldashfs {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_commands.register(sub, common)
     mount_commands.register(sub, common)
@@ -31,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; errors become one line on stderr and a non-zero exit status."""
     from .mount_commands import helper_argv
 
+    # names are bytes on Linux: print those that are not UTF-8 back as they came, never a traceback
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(helper_argv(argv) or argv)
-    if getattr(args, "store", None) is None:
+    if args.store is None:
         args.store = default_store()
     try:
         return int(args.func(args) or 0)

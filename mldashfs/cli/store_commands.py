@@ -1,4 +1,4 @@
-"""The store commands of `mldashfs`: ls, versions, get, put, tag and describe.
+"""The store commands of `mldashfs`: init, ls, versions, get, put, tag, describe and gc.
 
 Each command opens the store at `--store`, makes one or a few Store calls and prints an
 aligned table (or `--json`, the SDK's result dicts). Bad input raises the core's StoreError
@@ -19,6 +19,7 @@ from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
 from ..records import Entry, Version
 from ..store import Store
 from .destinations import destination
+from .main import open_store
 from .progress import progress_bar
 from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, version_json
 
@@ -32,6 +33,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print JSON (the SDK's result dicts) instead of a table"
     )
     parents = [common, out]
+
+    p = sub.add_parser("init", parents=[common], help="make an empty store (commands never make one by accident)")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="the store folder (default: --store, $ML_DASH_STORE or ./.ml-dash)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser(
         "ls", parents=parents, help="list a directory of the store (the root lists namespaces)"
@@ -58,6 +63,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--meta", action="append", default=[], metavar="K=V", help="metadata; V is JSON if it parses"
     )
     p.add_argument("--description", metavar="D")
+    p.add_argument("--create", action="store_true", help="make the store if --store names none")
     p.set_defaults(func=cmd_put)
 
     p = sub.add_parser("tag", parents=parents, help="show or change the tags of a version (no new version)")
@@ -76,13 +82,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("gc", parents=parents, help="reclaim the bytes of deleted files and versions")
     p.set_defaults(func=cmd_gc)
-
-
-def open_store(args: argparse.Namespace, create: bool = False) -> Store:
-    """The store at --store; only `put` may create one, so a mistyped path is an error, not a new store."""
-    if not create and not os.path.isdir(args.store):
-        raise NotFound(f"no store at {args.store} (use --store or $ML_DASH_STORE)")
-    return Store.open(args.store)
 
 
 def resolve(store: Store, path: str, version_id: str | None) -> Version:
@@ -105,6 +104,20 @@ def file_path(path: str) -> str:
             f"{path!r} is not a file path: files live at namespace/project/experiment/[prefix/]name"
         )
     return p
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Make an empty store at DIR (or --store); a store already there is left as it is."""
+    if args.dir is not None:
+        args.store = args.dir
+    try:
+        open_store(args).close()
+    except NotFound:
+        open_store(args, create=True).close()
+        print(f"made an empty store at {args.store}")
+    else:
+        print(f"{args.store} already holds a store; left as it is")
+    return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -209,7 +222,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     path = file_path(target)
     metadata = parse_meta(args.meta)
     tags = check_tags(args.tag)
-    with open_store(args, create=True) as store:
+    with open_store(args) as store:
         with progress_bar(os.path.getsize(args.src), os.path.basename(path)) as progress:
             v = store.put_file(
                 path, args.src, progress=progress, description=args.description, tags=tags, metadata=metadata

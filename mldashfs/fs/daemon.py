@@ -47,11 +47,12 @@ def check_mountpoint(mountpoint: str) -> None:
         raise MountError(f"mount point {mountpoint} is not empty")
 
 
-def open_store(store_dir: str, experiment: str | None) -> Store:
-    """Open the store and check (creating if missing) the experiment to show at the mount root."""
+def open_store(store_dir: str, experiment: str | None, create: bool = False) -> Store:
+    """Open the store (made only if `create`) and check (creating if missing) the experiment to show
+    at the mount root."""
     if not os.path.isdir(store_dir) and os.path.exists(store_dir):
         raise MountError(f"store {store_dir} is not a directory")
-    store = Store.open(store_dir)
+    store = Store.open(store_dir, create=create)
     if experiment:
         try:
             exp = check_path(experiment)

@@ -134,8 +134,8 @@ def test_bad_run_data_is_refused(seeded):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"prefix": "only/two"}, "three parts"),
-        ({"prefix": "a/b/c/d"}, "three parts"),
+        ({"prefix": "only/two"}, "three names"),
+        ({"prefix": "a/b/c/d"}, "three names"),
         ({"prefix": "a/../c"}, "'..'"),
         ({"name": "e"}, "project="),
         ({"name": "e", "project": "p", "prefix": "a/b/c"}, "not both"),
