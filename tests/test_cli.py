@@ -398,3 +398,71 @@ def test_mount_refuses_a_mistyped_store_and_a_bad_log_file_or_experiment(work: P
     assert stored_paths(work) == []
     with Store.open(str(work / "store")) as store:
         assert store.listdir("") == []  # no experiment was made either
+
+
+# -- bad input: one line, never a traceback, nothing lost --------------------------------------
+
+
+def strict_json(done: subprocess.CompletedProcess[str]):
+    """stdout parsed as standard JSON: NaN and Infinity, which Python's json accepts, fail the test."""
+    return json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+
+
+def test_nan_and_infinities_in_meta_are_refused_so_json_output_stays_json(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    path = f"{EXP}/w.bin"
+    for value in ("NaN", "Infinity", "-Infinity", "[1, NaN]", '{"a": Infinity}'):
+        one_error_line(cli(work, "put", "--create", str(src), path, "--meta", f"loss={value}", rc=1), "loss=", "NaN")
+    one_error_line(cli(work, "put", "--create", str(src), path, "--meta", "loss=1e999", rc=1), "NaN or an infinity")
+    assert stored_paths(work) == []
+    put = strict_json(cli(work, "put", "--create", str(src), path, "--meta", 'note="NaN"', "--meta", "x=1.5", "--json"))
+    assert put["metadata"] == {"note": "NaN", "x": 1.5}
+    assert strict_json(cli(work, "ls", EXP, "-r", "--json"))[0]["metadata"] == {"note": "NaN", "x": 1.5}
+
+
+def test_a_version_id_too_large_for_an_id_is_one_line(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    cli(work, "put", "--create", str(src), f"{EXP}/w.bin")
+    huge = "99999999999999999999"
+    for args in (("get", f"{EXP}/w.bin", "--id", huge, str(work / "x")),
+                 ("tag", f"{EXP}/w.bin", "--id", huge, "--add", "t"),
+                 ("describe", f"{EXP}/w.bin", "--id", huge, "text"),
+                 ("get", f"{EXP}/w.bin", "--id", str(1 << 63), str(work / "x")),
+                 ("get", f"{EXP}/w.bin", "--id", "-1", str(work / "x"))):
+        one_error_line(cli(work, *args, rc=1), args[3], "not a file id")
+    assert not (work / "x").exists()
+
+
+def test_names_that_are_not_utf8_are_one_line_and_such_local_paths_work(work: Path) -> None:
+    raw = "w\udcff.bin"  # the bytes b"w\xff.bin", as Python gives a name that is not UTF-8
+    src = write(work / raw, b"bytes")
+    one_error_line(cli(work, "put", "--create", str(src), f"{EXP}/", rc=1), "UTF-8")
+    one_error_line(cli(work, "put", "--create", str(src), f"{EXP}/{raw}", rc=1), "UTF-8")
+    one_error_line(cli(work, "ls", f"{EXP}/{raw}", rc=1), "UTF-8")
+    assert stored_paths(work) == []
+    cli(work, "put", "--create", str(src), f"{EXP}/w.bin")  # a local name that is not UTF-8 is fine as a source
+    out = work / f"out{raw}"
+    printed = cli(work, "get", f"{EXP}/w.bin", str(out), errors="surrogateescape").stdout  # the name as it is
+    assert out.read_bytes() == b"bytes" and str(out) in printed
+
+
+def test_a_catalog_that_refuses_a_write_is_one_line_and_loses_nothing(work: Path) -> None:
+    src = write(work / "w.bin", b"first")
+    path = f"{EXP}/w.bin"
+    first = as_json(cli(work, "put", "--create", str(src), path, "--json", "--tag", "a"))
+    db = work / "store" / ".mldashfs" / "catalog.sqlite"
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("CREATE TRIGGER refuse_insert BEFORE INSERT ON versions BEGIN SELECT RAISE(ABORT, 'no room'); END")
+        con.execute("CREATE TRIGGER refuse_update BEFORE UPDATE ON versions BEGIN SELECT RAISE(ABORT, 'no room'); END")
+    blobs_before = sorted(p for p in (work / "store").rglob("*") if p.is_file() and ".mldashfs" not in p.parts)
+    write(src, b"second")
+    one_error_line(cli(work, "put", str(src), path, rc=1), "refused", "no room")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/new.bin", rc=1), "refused", "no room")
+    one_error_line(cli(work, "tag", path, "--add", "b", rc=1), "refused", "no room")
+    one_error_line(cli(work, "describe", path, "text", rc=1), "refused", "no room")
+    blobs_after = sorted(p for p in (work / "store").rglob("*") if p.is_file() and ".mldashfs" not in p.parts)
+    assert blobs_after == blobs_before  # the bytes of the refused versions were removed again
+    assert as_json(cli(work, "versions", path, "--json")) == [first]
+    got = work / "got.bin"
+    cli(work, "get", path, str(got))
+    assert got.read_bytes() == b"first"

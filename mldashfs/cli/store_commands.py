@@ -17,7 +17,7 @@ from ..downloads import download
 from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
 from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
 from ..records import Entry, Version
-from ..store import Store
+from ..store import Store, check_tags
 from .destinations import destination
 from .main import open_store
 from .progress import progress_bar
@@ -88,9 +88,7 @@ def resolve(store: Store, path: str, version_id: str | None) -> Version:
     """The newest version of `path`, or version `version_id`, which must belong to `path`."""
     if version_id is None:
         return store.latest(path)
-    if not version_id.isdigit():
-        raise InvalidValue(f"--id must be a decimal version id, not {version_id!r}")
-    v = store.get_version(int(version_id))
+    v = store.get_version(version_id)
     if v.path != path or v.deleted:
         raise NotFound(f"{path} has no version {version_id}")
     return v
@@ -242,22 +240,23 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise InvalidValue(f"--meta expects KEY=VALUE, got {item!r}")
         try:
-            metadata[key.strip()] = json.loads(raw)
+            metadata[key.strip()] = json.loads(raw, parse_constant=_not_json)
+        except _NotJson:
+            raise InvalidValue(
+                f"--meta {item}: NaN and infinities are not JSON (quote the value, '{key}=\"{raw}\"', to keep it as text)"
+            ) from None
         except ValueError:
             metadata[key.strip()] = raw
     return metadata
 
 
-def check_tags(tags: list[str]) -> list[str]:
-    """Tags in order without repeats; each must be non-empty and free of ',' (the xattr separator)."""
-    out: list[str] = []
-    for t in tags:
-        t = t.strip()
-        if not t or "," in t:
-            raise InvalidValue(f"a tag must be non-empty and contain no ',': {t!r}")
-        if t not in out:
-            out.append(t)
-    return out
+class _NotJson(Exception):
+    """A NaN or infinity where JSON was parsed: not a number JSON can carry."""
+
+
+def _not_json(constant: str) -> Any:
+    """`json.loads`' hook for NaN, Infinity and -Infinity, which Python's json accepts and JSON does not."""
+    raise _NotJson(constant)
 
 
 def cmd_tag(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mldashfs import downloads, paths
 from mldashfs.errors import IsADirectory, NotFound, StoreError
 from mldashfs.records import Version
+from mldashfs.store import check_tags
 
 from . import locations
 from .run_data import RUN_DATA
@@ -20,10 +21,6 @@ from .savers import Result, Savers
 
 if TYPE_CHECKING:
     from .experiment import Experiment
-
-
-#: Ids are 64-bit snowflakes; anything at or above this cannot name a version.
-ID_LIMIT = 1 << 63
 
 
 class FileRef(Savers):
@@ -44,7 +41,7 @@ class FileRef(Savers):
         self._experiment = experiment
         self._path = locations.folder(path)
         self._description = description
-        self._tags = list(tags) if tags is not None else None
+        self._tags = check_tags(tags) if tags is not None else None
         self._metadata = metadata
         self._file_path = file_path
         self._file_id = file_id
@@ -64,15 +61,13 @@ class FileRef(Savers):
         return [v for v in found if not paths.is_below(v.path, hidden)]
 
     def _by_id(self) -> Version:
-        text = str(self._file_id)
-        if not (text.isascii() and text.isdigit() and int(text) < ID_LIMIT):
-            raise NotFound(f"unknown file id {self._file_id!r}: ids are decimal 64-bit numbers")
+        unknown = NotFound(f"unknown file id {self._file_id!r} in experiment {self._experiment.path}")
         try:
-            version = self._experiment.store.get_version(int(text))
-        except NotFound:
-            raise NotFound(f"unknown file id {text} in experiment {self._experiment.path}") from None
+            version = self._experiment.store.get_version(self._file_id)
+        except NotFound as e:
+            raise unknown from e
         if version.deleted or version.experiment != self._experiment.path:
-            raise NotFound(f"unknown file id {text} in experiment {self._experiment.path}")
+            raise unknown
         return version
 
     def _locate(self, rel: str | None = None) -> Version:

@@ -347,3 +347,15 @@ def test_versions_of_one_file_oldest_first(exp):
     assert [h["id"] for h in exp.files(file_id=first["id"]).versions()] == [first["id"], second["id"]]
     with pytest.raises(errors.NotFound, match="nope.pt"):
         exp.files("models/nope.pt").versions()
+
+
+def test_a_string_of_tags_is_one_tag(exp):
+    r = exp.files("models").save_blob(b"w", to="best.pt", tags="best")
+    assert r["tags"] == ["best"]
+    assert exp.files(prefix="models", tags="keep").save_blob(b"v", to="other.pt")["tags"] == ["keep"]
+    assert [f["filename"] for f in exp.files("models").list(tags="best")] == ["best.pt"]
+    assert exp.files(file_id=r["id"], tags="final").update()["tags"] == ["final"]
+    assert exp.files("models").upload_all([], tags="x") == []
+    with pytest.raises(errors.InvalidValue, match="a,b"):
+        exp.files("models").save_blob(b"w", to="c.pt", tags="a,b")
+    assert [f["filename"] for f in exp.files("models").list()] == ["best.pt", "other.pt"]
