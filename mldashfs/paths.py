@@ -12,6 +12,11 @@ RESERVED = frozenset({".versions"})
 #: Depth of an experiment directory (namespace/project/experiment); files live below it.
 EXPERIMENT_DEPTH = 3
 NAME_MAX = 255
+#: The folder at an experiment's top that holds the SDK's run data (params, logs, metrics). Listings
+#: of the experiment (SDK `list()`, `mldashfs ls`, the mount's readdir) leave it out, as `ls` leaves
+#: out dot files; it is found by name, and a listing of it or below it shows everything.
+RUN_DATA = ".ml_dash"
+_RUN_DATA_ONLY = frozenset({RUN_DATA})
 
 
 def check_name(name: str) -> str:
@@ -104,3 +109,19 @@ def relative_to(path: str, top: str) -> str:
     if path == top:
         return ""
     return path[len(top) + 1 :]
+
+
+def is_run_data(path: str) -> bool:
+    """True if `path` is an experiment's run-data folder or lies below it."""
+    parts = path.split("/", EXPERIMENT_DEPTH + 1)
+    return len(parts) > EXPERIMENT_DEPTH and parts[EXPERIMENT_DEPTH] == RUN_DATA
+
+
+def hidden_below(path: str, top: str) -> bool:
+    """Whether a listing of everything below `top` leaves out `path` (run data, unless `top` is in it)."""
+    return is_run_data(path) and not is_run_data(top)
+
+
+def hidden_in(directory: str) -> frozenset[str]:
+    """The names a listing of `directory` leaves out: the run-data folder at an experiment's top."""
+    return _RUN_DATA_ONLY if depth(directory) == EXPERIMENT_DEPTH else frozenset()

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..downloads import download
 from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
-from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
+from ..paths import EXPERIMENT_DEPTH, check_path, depth, hidden_below, hidden_in, join, relative_to
 from ..records import Entry, Version
 from ..store import Store, check_tags
 from .destinations import destination
@@ -125,10 +125,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         node = store.stat(path)
         if isinstance(node, Version):
             versions, top = [node], node.dir
-        elif args.recursive:
-            versions, top = store.list(path), path
+        elif args.recursive:  # an experiment's run data (.ml_dash/) only when PATH lies in it
+            versions, top = [v for v in store.list(path) if not hidden_below(v.path, path)], path
         else:
-            return _print_entries(path, list(_entries(store, path)), args.json)
+            hidden = hidden_in(path)
+            return _print_entries(path, [e for e in _entries(store, path) if e.name not in hidden], args.json)
     if args.json:
         emit_json([version_json(v) for v in versions])
     else:

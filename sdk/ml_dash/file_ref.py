@@ -16,7 +16,6 @@ from mldashfs.records import Version
 from mldashfs.store import check_tags
 
 from . import locations
-from .run_data import RUN_DATA
 from .savers import Result, Savers
 
 if TYPE_CHECKING:
@@ -54,11 +53,8 @@ class FileRef(Savers):
 
     def _versions(self, pattern: str | None = None, tags: Iterable[str] | None = None) -> list[Version]:
         """Live files below this folder matching `pattern`; run data (.ml_dash/) only when asked for."""
-        found = self._experiment.store.list(self._full(), pattern, tags)
-        if paths.is_below(self._path, RUN_DATA):
-            return found
-        hidden = paths.join(self._experiment.path, RUN_DATA)
-        return [v for v in found if not paths.is_below(v.path, hidden)]
+        top = self._full()
+        return [v for v in self._experiment.store.list(top, pattern, tags) if not paths.hidden_below(v.path, top)]
 
     def _by_id(self) -> Version:
         unknown = NotFound(f"unknown file id {self._file_id!r} in experiment {self._experiment.path}")

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from mldashfs import downloads, paths
 from mldashfs.errors import InvalidValue, NotFound
+from mldashfs.paths import RUN_DATA
 
 from . import locations
 
 if TYPE_CHECKING:
     from .experiment import Experiment
 
-#: The folder of an experiment that holds its run data; `files().list()` leaves it out.
-RUN_DATA = ".ml_dash"
 PARAMS = "params.json"
 LOGS = "logs.jsonl"
 METRICS = "metrics"
