@@ -466,3 +466,24 @@ def test_a_catalog_that_refuses_a_write_is_one_line_and_loses_nothing(work: Path
     got = work / "got.bin"
     cli(work, "get", path, str(got))
     assert got.read_bytes() == b"first"
+
+
+def test_one_name_rule_for_the_cli_and_the_sdk(work: Path) -> None:
+    """A leading '/' means the store's top for both (one is dropped); '//', white space at either end
+    of a name, and '' as an experiment are refused by both."""
+    from ml_dash import Experiment, errors
+
+    src = write(work / "a.txt", b"a")
+    put = as_json(cli(work, "put", "--create", str(src), f"/{EXP}/a.txt", "--json"))
+    assert (put["experiment"], put["filename"]) == (EXP, "a.txt")
+    assert [r["filename"] for r in as_json(cli(work, "ls", f"/{EXP}", "--json"))] == ["a.txt"]
+    with Experiment(prefix=f"/{EXP}", local_path=str(work / "store")).run as exp:
+        assert exp.path == EXP and [f["filename"] for f in exp.files().list()] == ["a.txt"]
+    for bad, why in [(f"//{EXP}", "empty component"), ("alice/cv /resnet", "white space"),
+                     ("alice/cv/resnet ", "white space"), ("", "three names")]:
+        with pytest.raises(errors.InvalidPath, match=why):
+            Experiment(prefix=bad, local_path=str(work / "store"))
+        if bad:
+            one_error_line(cli(work, "put", str(src), f"{bad}/a.txt", rc=1), why)
+    one_error_line(cli(work, "put", str(src), f"{EXP}/a.txt ", rc=1), "white space")
+    assert stored_paths(work) == [f"{EXP}/a.txt"]
