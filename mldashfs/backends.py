@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 
-from .errors import InvalidValue, Unavailable
+from .errors import InvalidValue, NotFound, Unavailable
 from .local_blobs import LocalBlobs
 from .sqlite_catalog import SqliteCatalog
 from .staging import Staging
@@ -43,16 +43,18 @@ def default_cache_dir(location: str, mongo: str) -> str:
     return os.path.join(base, "mldashfs", digest)
 
 
-def open_store(location: str | os.PathLike[str], mongo: str | None = None, cache_dir: str | None = None,
+def open_store(location: str | os.PathLike[str], *, create: bool = True, mongo: str | None = None,
+               cache_dir: str | None = None,
                cache_size: int | str | None = None, s3_endpoint: str | None = None,
                upload_workers: int = 4, metadata_ttl: float | None = None) -> Store:
-    """The Store at `location`. Remote options fall back to $ML_DASH_MONGO_URI, $ML_DASH_CACHE_DIR,
+    """The Store at `location`. A folder holding no store is made only with `create`; a remote store
+    needs its bucket to exist. Remote options fall back to $ML_DASH_MONGO_URI, $ML_DASH_CACHE_DIR,
     $ML_DASH_CACHE_SIZE and $AWS_ENDPOINT_URL."""
     loc = os.fspath(location)
     if not is_remote(loc):
         if mongo:
             raise InvalidValue(f"--mongo goes with an s3:// store, not the folder {loc!r}")
-        return open_local(loc)
+        return open_local(loc, create)
     mongo = mongo or os.environ.get("ML_DASH_MONGO_URI")
     if not mongo:
         raise InvalidValue(f"the store {loc} keeps its metadata in MongoDB: give --mongo URI "
@@ -65,10 +67,14 @@ def open_store(location: str | os.PathLike[str], mongo: str | None = None, cache
                        s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"), upload_workers, metadata_ttl)
 
 
-def open_local(root: str) -> Store:
-    """The embedded store in folder `root` (created if needed): SQLite catalog + local blobs."""
-    root = os.path.abspath(root)
+def open_local(given: str, create: bool) -> Store:
+    """The embedded store in folder `given`: SQLite catalog + local blobs. With create=False a folder
+    that holds no store is NotFound, so a mistyped path makes nothing."""
+    root = os.path.abspath(given)
     internal = os.path.join(root, INTERNAL)
+    if not create and not os.path.isdir(internal):
+        why = "no such folder" if not os.path.exists(root) else "it holds no mldashfs store"
+        raise NotFound(f"no store at {given} ({why}); `mldashfs init {given}` makes one")
     try:
         os.makedirs(internal, exist_ok=True)
         if not os.access(root, os.R_OK | os.W_OK | os.X_OK):

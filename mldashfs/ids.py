@@ -20,6 +20,22 @@ MAX_NODE = (1 << NODE_BITS) - 1
 MAX_SEQ = (1 << SEQ_BITS) - 1
 
 
+#: Ids are 63-bit non-negative numbers (they fit SQLite's signed 64-bit integers); nothing at or
+#: above this names a version.
+ID_LIMIT = 1 << 63
+
+
+def parse_id(vid: int | str) -> int | None:
+    """The id `vid` names (an int, or its decimal digits), or None when it cannot name a version."""
+    if isinstance(vid, str):
+        if not (vid.isascii() and vid.isdigit()):
+            return None
+        vid = int(vid)
+    if not isinstance(vid, int) or isinstance(vid, bool) or not 0 <= vid < ID_LIMIT:
+        return None
+    return vid
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 

@@ -12,10 +12,18 @@ RESERVED = frozenset({".versions"})
 #: Depth of an experiment directory (namespace/project/experiment); files live below it.
 EXPERIMENT_DEPTH = 3
 NAME_MAX = 255
+#: The folder at an experiment's top that holds the SDK's run data (params, logs, metrics). Listings
+#: of the experiment (SDK `list()`, `mldashfs ls`, the mount's readdir) leave it out, as `ls` leaves
+#: out dot files; it is found by name, and a listing of it or below it shows everything.
+RUN_DATA = ".ml_dash"
+_RUN_DATA_ONLY = frozenset({RUN_DATA})
 
 
 def check_name(name: str) -> str:
-    """Return `name` if it is a valid single path component, else raise InvalidPath naming why."""
+    """Return `name` if it is a valid single path component, else raise InvalidPath naming why.
+
+    One rule for every front end (the mount, the CLI, the SDK): no '/', NUL, '.', '..', white
+    space at either end, bytes that are not UTF-8, or more than NAME_MAX bytes."""
     if not isinstance(name, str):
         raise InvalidPath(f"a name must be a string, not {type(name).__name__}")
     if name == "":
@@ -26,6 +34,12 @@ def check_name(name: str) -> str:
         raise InvalidPath(f"name contains '/': {name!r}")
     if name in (".", ".."):
         raise InvalidPath(f"'{name}' is not allowed as a name")
+    if name != name.strip():
+        raise InvalidPath(f"name begins or ends with white space (a typo, mostly): {name!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, as os.fsdecode gives them (surrogate escapes)
+        raise InvalidPath(f"name is not valid UTF-8: {name!r}") from None
     if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
         raise InvalidPath(f"name longer than {NAME_MAX} bytes: {name[:40]!r}...", errno.ENAMETOOLONG)
     return name
@@ -51,6 +65,14 @@ def _checked_path(path: str) -> str:
         if part == "":
             raise InvalidPath(f"empty component in path {path!r}")
         check_name(part)
+    return p
+
+
+def check_experiment(path: str) -> str:
+    """A checked experiment path: exactly NAMESPACE/PROJECT/EXPERIMENT, else InvalidPath naming it."""
+    p = check_path(path)
+    if depth(p) != EXPERIMENT_DEPTH:
+        raise InvalidPath(f"an experiment is NAMESPACE/PROJECT/EXPERIMENT (three names), not {path!r}")
     return p
 
 
@@ -87,3 +109,19 @@ def relative_to(path: str, top: str) -> str:
     if path == top:
         return ""
     return path[len(top) + 1 :]
+
+
+def is_run_data(path: str) -> bool:
+    """True if `path` is an experiment's run-data folder or lies below it."""
+    parts = path.split("/", EXPERIMENT_DEPTH + 1)
+    return len(parts) > EXPERIMENT_DEPTH and parts[EXPERIMENT_DEPTH] == RUN_DATA
+
+
+def hidden_below(path: str, top: str) -> bool:
+    """Whether a listing of everything below `top` leaves out `path` (run data, unless `top` is in it)."""
+    return is_run_data(path) and not is_run_data(top)
+
+
+def hidden_in(directory: str) -> frozenset[str]:
+    """The names a listing of `directory` leaves out: the run-data folder at an experiment's top."""
+    return _RUN_DATA_ONLY if depth(directory) == EXPERIMENT_DEPTH else frozenset()

@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .paths import EXPERIMENT_DEPTH, split
+from .paths import EXPERIMENT_DEPTH, experiment_of, split
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -49,7 +49,7 @@ class Version:
 
     @property
     def experiment(self) -> str:
-        return "/".join(self.path.split("/")[:EXPERIMENT_DEPTH])
+        return experiment_of(self.path)
 
     @property
     def prefix(self) -> str:

@@ -113,7 +113,10 @@ class SqliteCatalog(Catalog):
         def __enter__(self) -> sqlite3.Connection:
             conn = self.conn
             if not self.nowait:
-                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as e:
+                    raise self.catalog._refused(e) from e
                 return conn
             if self.catalog._writes >= CHECKPOINT_EVERY:
                 raise WouldBlock("a checkpoint of the catalog is due")
@@ -126,11 +129,19 @@ class SqliteCatalog(Catalog):
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             return conn
 
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            if exc_type is not None:
-                self.conn.execute("ROLLBACK")
+        def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+            if exc is not None:
+                if self.conn.in_transaction:  # SQLite may have rolled back already (a full disk, say)
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):  # the database refused the write: a StoreError, not a crash
+                    raise self.catalog._refused(exc) from exc
                 return
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise self.catalog._refused(e) from e
             with self.catalog._writes_lock:
                 self.catalog._writes += 1
                 due = not self.nowait and self.catalog._writes >= CHECKPOINT_EVERY
@@ -138,6 +149,10 @@ class SqliteCatalog(Catalog):
                     self.catalog._writes = 0
             if due:
                 self.catalog._checkpoint(self.conn)
+
+    def _refused(self, e: sqlite3.Error) -> Unavailable:
+        """The error for a write the database refused (locked past the timeout, read-only, full, damaged)."""
+        return Unavailable(f"the catalog {self._db} refused the change, nothing was changed: {e}")
 
     def _tx(self, nowait: bool = False) -> SqliteCatalog._Tx:
         return SqliteCatalog._Tx(self, nowait)

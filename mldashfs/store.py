@@ -33,7 +33,7 @@ from .errors import (
     WouldBlock,
 )
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
-from .ids import Snowflake
+from .ids import Snowflake, parse_id
 from .records import FILE_MODE, Dir, Entry, Stat, Version
 from .staging import Staged, Staging, Writer
 
@@ -68,11 +68,14 @@ def content_type_of(name: str) -> str:
 
 
 def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
-    """Tags as a tuple of distinct non-empty strings without ',' (the xattr separator)."""
+    """Tags as a tuple of distinct non-empty strings without ',' (the xattr separator); a single
+    string is one tag (`tags="best"`), as users mean it, never one tag per character."""
     if tags is None:
         return ()
-    if isinstance(tags, str | bytes):
-        raise InvalidValue(f"tags must be a list of strings, not a single {type(tags).__name__} ({tags!r})")
+    if isinstance(tags, str):
+        tags = [tags]
+    if isinstance(tags, bytes):
+        raise InvalidValue(f"tags must be strings, not bytes ({tags!r})")
     out: list[str] = []
     for t in tags:
         if not isinstance(t, str) or not t.strip() or "," in t or "\x00" in t:
@@ -90,8 +93,10 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidValue(f"metadata must be a dict, not {type(metadata).__name__}")
     try:
-        text = json.dumps(metadata)
-    except (TypeError, ValueError) as e:
+        text = json.dumps(metadata, allow_nan=False)
+    except ValueError as e:  # NaN and infinities: not JSON, so `--json` output and xattrs would not parse
+        raise InvalidValue(f"metadata holds NaN or an infinity, which JSON cannot carry: {e}") from e
+    except TypeError as e:
         raise InvalidValue(f"metadata is not JSON-serialisable: {e}") from e
     if len(text.encode()) > MAX_META_BYTES:
         raise TooLarge(f"metadata is {len(text)} bytes as JSON; the limit is {MAX_META_BYTES}")
@@ -125,8 +130,8 @@ class Store:
 
     @classmethod
     def open(cls, location: str | os.PathLike[str], **options: Any) -> Store:
-        """Open the store at `location`: a folder (SQLite + local blobs), or `s3://bucket/prefix` with
-        `mongo=URI` (see `backends.open_store` for the options)."""
+        """Open the store at `location`: a folder (SQLite + local blobs; made only with `create=True`),
+        or `s3://bucket/prefix` with `mongo=URI` (see `backends.open_store` for the options)."""
         from .backends import open_store
 
         return open_store(location, **options)
@@ -371,10 +376,9 @@ class Store:
         return found
 
     def get_version(self, vid: int | str) -> Version:
-        try:
-            n = int(vid)
-        except (TypeError, ValueError):
-            raise NotFound(f"{vid!r} is not a file id") from None
+        n = parse_id(vid)
+        if n is None:
+            raise NotFound(f"{vid!r} is not a file id: ids are decimal numbers below 2**63")
         v = self.catalog.get_version(n)
         if v is None or v.deleted:
             raise NotFound(f"no file with id {vid}")

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh plots,torch
 mnt="${1:-./mnt}"
 export ML_DASH_STORE="${ML_DASH_STORE:-$PWD/.ml-dash}"
+# The SDK makes the store on first use; mldashfs commands never make one by accident
+# (`mldashfs init DIR`, or `--create` on put and mount, does).
 .venv/bin/python scripts/demo.py
 echo; echo "\$ mldashfs ls -r demo/quickstart/run1"
 .venv/bin/mldashfs ls -r demo/quickstart/run1

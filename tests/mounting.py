@@ -65,7 +65,7 @@ def mounted(
     require_fuse()
     mountpoint.mkdir(parents=True, exist_ok=True)
     log = mountpoint.parent / f"{mountpoint.name}.log"
-    cmd = [sys.executable, "-m", "mldashfs.cli", "mount", "--foreground", "--store", str(store),
+    cmd = [sys.executable, "-m", "mldashfs.cli", "mount", "--foreground", "--create", "--store", str(store),
            "--log-file", str(log), "--log-level", "debug" if os.environ.get("MLDASHFS_DEBUG") else "info"]
     if experiment:
         cmd += ["--experiment", experiment]

@@ -92,6 +92,7 @@ def test_put_ls_versions_get(work: Path) -> None:
             "put",
             str(src),
             f"{EXP}/models/best.pt",
+            "--create",
             "--json",
             "--tag",
             "best",
@@ -151,9 +152,9 @@ def test_put_ls_versions_get(work: Path) -> None:
 
 def test_put_into_folder_and_store_from_environment(work: Path) -> None:
     src = write(work / "config.json", b'{"lr": 0.1}')
-    cli(work, "put", str(src), f"{EXP}/configs/", store=False, env={"ML_DASH_STORE": str(work / "store")})
+    cli(work, "put", "--create", str(src), f"{EXP}/configs/", store=False, env={"ML_DASH_STORE": str(work / "store")})
     assert stored_paths(work) == [f"{EXP}/configs/config.json"]
-    cli(work, "put", str(src), f"{EXP}/c.json", store=False)
+    cli(work, "put", "--create", str(src), f"{EXP}/c.json", store=False)
     with Store.open(str(work / ".ml-dash")) as default:
         assert [v.path for v in default.list("")] == [f"{EXP}/c.json"]
 
@@ -161,7 +162,7 @@ def test_put_into_folder_and_store_from_environment(work: Path) -> None:
 def test_tag_and_describe_change_the_version_in_place(work: Path) -> None:
     src = write(work / "a.txt", b"a")
     path = f"{EXP}/a.txt"
-    first = as_json(cli(work, "put", str(src), path, "--json", "--tag", "x"))
+    first = as_json(cli(work, "put", "--create", str(src), path, "--json", "--tag", "x"))
     cli(work, "put", str(src), path)
     newest = as_json(cli(work, "tag", path, "--add", "best", "--add", "keep", "--json"))
     assert newest["tags"] == ["best", "keep"] and newest["id"] != first["id"]
@@ -191,7 +192,7 @@ def test_bad_input_is_one_line_and_stores_nothing(work: Path) -> None:
     one_error_line(cli(work, "put", str(work), f"{EXP}/w.bin", rc=1), "directory")
     assert stored_paths(work) == []
 
-    cli(work, "put", str(src), f"{EXP}/w.bin")
+    cli(work, "put", "--create", str(src), f"{EXP}/w.bin")
     one_error_line(cli(work, "get", f"{EXP}/w.bin", "--id", "12345", str(work / "x"), rc=1), "12345")
     one_error_line(cli(work, "get", f"{EXP}/w.bin", "--id", "latest", str(work / "x"), rc=1), "latest")
     one_error_line(cli(work, "get", f"{EXP}/nope.bin", str(work / "x"), rc=1))
@@ -221,7 +222,7 @@ def test_a_foreign_catalog_is_one_line_and_left_as_it_is(work: Path) -> None:
 
 def test_get_refuses_bytes_that_do_not_match_their_checksum(work: Path) -> None:
     src = write(work / "model.pt", b"good bytes")
-    cli(work, "put", str(src), f"{EXP}/model.pt")
+    cli(work, "put", "--create", str(src), f"{EXP}/model.pt")
     with Store.open(str(work / "store")) as store:
         blob = store.local_file(store.latest(f"{EXP}/model.pt"))
     assert blob is not None
@@ -235,7 +236,7 @@ def test_get_refuses_bytes_that_do_not_match_their_checksum(work: Path) -> None:
 
 def test_progress_bar_only_on_a_terminal(work: Path) -> None:
     src = write(work / "big.bin", os.urandom(6 << 20))
-    quiet = cli(work, "put", str(src), f"{EXP}/big.bin")
+    quiet = cli(work, "put", "--create", str(src), f"{EXP}/big.bin")
     assert quiet.stderr == ""
     primary, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a real terminal's size
@@ -286,7 +287,7 @@ def test_one_store_two_doors(work: Path) -> None:
 
     data = os.urandom(100_000)
     src = write(work / "best.pt", data)
-    put = as_json(cli(work, "put", str(src), f"{EXP}/models/", "--json", "--tag", "best"))
+    put = as_json(cli(work, "put", "--create", str(src), f"{EXP}/models/", "--json", "--tag", "best"))
     with Store.open(str(work / "store")) as store:
         v = store.latest(f"{EXP}/models/best.pt")
         assert (v.id_str, v.sha256, store.read_bytes(v)) == (put["id"], sha(data), data)
@@ -303,7 +304,7 @@ def test_one_store_two_doors(work: Path) -> None:
 
 def test_gc_reclaims_the_bytes_of_deleted_versions_only(work: Path) -> None:
     src = write(work / "ckpt.bin", b"x" * 5000)
-    first = as_json(cli(work, "put", str(src), f"{EXP}/models/ckpt.bin", "--json"))
+    first = as_json(cli(work, "put", "--create", str(src), f"{EXP}/models/ckpt.bin", "--json"))
     write(src, b"y" * 3000)
     cli(work, "put", str(src), f"{EXP}/models/ckpt.bin")
     assert as_json(cli(work, "gc", "--json")) == {"reclaimedBytes": 0}  # nothing deleted yet
@@ -318,3 +319,171 @@ def test_gc_reclaims_the_bytes_of_deleted_versions_only(work: Path) -> None:
     got = work / "out.bin"
     cli(work, "get", f"{EXP}/models/ckpt.bin", str(got))
     assert got.read_bytes() == b"y" * 3000  # the live version is untouched
+
+
+# -- the store a command opens ---------------------------------------------------------------
+
+
+def test_a_mistyped_store_is_refused_by_every_command_and_nothing_is_made(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    typo = work / "sotre"
+    commands = [
+        ("put", str(src), f"{EXP}/w.bin"),
+        ("ls",),
+        ("ls", EXP, "-r"),
+        ("versions", f"{EXP}/w.bin"),
+        ("get", f"{EXP}/w.bin", str(work / "out.bin")),
+        ("tag", f"{EXP}/w.bin", "--add", "t"),
+        ("describe", f"{EXP}/w.bin", "text"),
+        ("gc",),
+    ]
+    for args in commands:
+        for where in ("after", "before"):  # --store after the subcommand, and before it
+            argv = [*args, "--store", str(typo)] if where == "after" else ["--store", str(typo), *args]
+            one_error_line(cli(work, *argv, rc=1, store=False), "no store at", str(typo), "mldashfs init")
+    (work / "plain").mkdir()
+    (work / "plain" / "notes.txt").write_text("mine")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/w.bin", "--store", str(work / "plain"), rc=1, store=False),
+                   "no store at", "holds no mldashfs store")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/w.bin", rc=1, store=False, env={"ML_DASH_STORE": str(typo)}),
+                   str(typo))
+    assert not typo.exists() and not (work / ".ml-dash").exists()
+    assert sorted(p.name for p in (work / "plain").iterdir()) == ["notes.txt"]
+
+
+def test_init_and_create_make_a_store_explicitly(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    made = cli(work, "init", str(work / "store"), store=False).stdout
+    assert "made an empty store" in made and str(work / "store") in made
+    assert "already holds a store" in cli(work, "init", store=True).stdout  # DIR from --store
+    cli(work, "put", str(src), f"{EXP}/w.bin")
+    assert "already holds a store" in cli(work, "init", str(work / "store"), store=False).stdout
+    assert stored_paths(work) == [f"{EXP}/w.bin"]  # init left the store as it was
+    cli(work, "init", store=False, env={"ML_DASH_STORE": str(work / "from-env")})
+    assert as_json(cli(work, "--store", str(work / "from-env"), "ls", "--json", store=False)) == []
+    cli(work, "put", "--create", str(src), f"{EXP}/w.bin", "--store", str(work / "new"), store=False)
+    assert as_json(cli(work, "--store", str(work / "new"), "ls", f"{EXP}/w.bin", "--json", store=False))[0][
+        "checksum"
+    ] == sha(b"w")
+    # a --store after the subcommand wins over one before it
+    rows = as_json(cli(work, "--store", str(work / "from-env"), "ls", "-r", "--json", "--store", str(work / "new"),
+                       store=False))
+    assert [r["filename"] for r in rows] == ["w.bin"]
+
+
+def test_version(work: Path) -> None:
+    from importlib.metadata import version
+
+    assert cli(work, "--version", store=False).stdout.strip() == f"mldashfs {version('mldashfs')}"
+
+
+def test_mount_refuses_a_mistyped_store_and_a_bad_log_file_or_experiment(work: Path) -> None:
+    """Checked before anything is mounted: one line each, and nothing made."""
+    mnt = work / "mnt"
+    mnt.mkdir()
+    typo = work / "sotre"
+    one_error_line(cli(work, "mount", "--store", str(typo), str(mnt), rc=1, store=False), "no store at", str(typo))
+    assert not typo.exists()
+    cli(work, "init")
+    one_error_line(cli(work, "mount", "--log-file", str(work / "missing" / "dir" / "log"), str(mnt), rc=1),
+                   "log file", str(work / "missing"))
+    try:
+        for bad, why in [("", "NAMESPACE/PROJECT/EXPERIMENT"), ("alice/cv", "NAMESPACE/PROJECT/EXPERIMENT"),
+                         ("alice/cv/resnet/x", "NAMESPACE/PROJECT/EXPERIMENT"), ("alice/cv/resnet ", "white space"),
+                         ("alice/ cv/resnet", "white space")]:
+            one_error_line(cli(work, "mount", "--experiment", bad, str(mnt), rc=1), why)
+    finally:
+        if os.path.ismount(mnt):  # a failed check mounted after all: never leave a mount behind
+            subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
+    assert stored_paths(work) == []
+    with Store.open(str(work / "store")) as store:
+        assert store.listdir("") == []  # no experiment was made either
+
+
+# -- bad input: one line, never a traceback, nothing lost --------------------------------------
+
+
+def strict_json(done: subprocess.CompletedProcess[str]):
+    """stdout parsed as standard JSON: NaN and Infinity, which Python's json accepts, fail the test."""
+    return json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+
+
+def test_nan_and_infinities_in_meta_are_refused_so_json_output_stays_json(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    path = f"{EXP}/w.bin"
+    for value in ("NaN", "Infinity", "-Infinity", "[1, NaN]", '{"a": Infinity}'):
+        one_error_line(cli(work, "put", "--create", str(src), path, "--meta", f"loss={value}", rc=1), "loss=", "NaN")
+    one_error_line(cli(work, "put", "--create", str(src), path, "--meta", "loss=1e999", rc=1), "NaN or an infinity")
+    assert stored_paths(work) == []
+    put = strict_json(cli(work, "put", "--create", str(src), path, "--meta", 'note="NaN"', "--meta", "x=1.5", "--json"))
+    assert put["metadata"] == {"note": "NaN", "x": 1.5}
+    assert strict_json(cli(work, "ls", EXP, "-r", "--json"))[0]["metadata"] == {"note": "NaN", "x": 1.5}
+
+
+def test_a_version_id_too_large_for_an_id_is_one_line(work: Path) -> None:
+    src = write(work / "w.bin", b"w")
+    cli(work, "put", "--create", str(src), f"{EXP}/w.bin")
+    huge = "99999999999999999999"
+    for args in (("get", f"{EXP}/w.bin", "--id", huge, str(work / "x")),
+                 ("tag", f"{EXP}/w.bin", "--id", huge, "--add", "t"),
+                 ("describe", f"{EXP}/w.bin", "--id", huge, "text"),
+                 ("get", f"{EXP}/w.bin", "--id", str(1 << 63), str(work / "x")),
+                 ("get", f"{EXP}/w.bin", "--id", "-1", str(work / "x"))):
+        one_error_line(cli(work, *args, rc=1), args[3], "not a file id")
+    assert not (work / "x").exists()
+
+
+def test_names_that_are_not_utf8_are_one_line_and_such_local_paths_work(work: Path) -> None:
+    raw = "w\udcff.bin"  # the bytes b"w\xff.bin", as Python gives a name that is not UTF-8
+    src = write(work / raw, b"bytes")
+    one_error_line(cli(work, "put", "--create", str(src), f"{EXP}/", rc=1), "UTF-8")
+    one_error_line(cli(work, "put", "--create", str(src), f"{EXP}/{raw}", rc=1), "UTF-8")
+    one_error_line(cli(work, "ls", f"{EXP}/{raw}", rc=1), "UTF-8")
+    assert stored_paths(work) == []
+    cli(work, "put", "--create", str(src), f"{EXP}/w.bin")  # a local name that is not UTF-8 is fine as a source
+    out = work / f"out{raw}"
+    printed = cli(work, "get", f"{EXP}/w.bin", str(out), errors="surrogateescape").stdout  # the name as it is
+    assert out.read_bytes() == b"bytes" and str(out) in printed
+
+
+def test_a_catalog_that_refuses_a_write_is_one_line_and_loses_nothing(work: Path) -> None:
+    src = write(work / "w.bin", b"first")
+    path = f"{EXP}/w.bin"
+    first = as_json(cli(work, "put", "--create", str(src), path, "--json", "--tag", "a"))
+    db = work / "store" / ".mldashfs" / "catalog.sqlite"
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("CREATE TRIGGER refuse_insert BEFORE INSERT ON versions BEGIN SELECT RAISE(ABORT, 'no room'); END")
+        con.execute("CREATE TRIGGER refuse_update BEFORE UPDATE ON versions BEGIN SELECT RAISE(ABORT, 'no room'); END")
+    blobs_before = sorted(p for p in (work / "store").rglob("*") if p.is_file() and ".mldashfs" not in p.parts)
+    write(src, b"second")
+    one_error_line(cli(work, "put", str(src), path, rc=1), "refused", "no room")
+    one_error_line(cli(work, "put", str(src), f"{EXP}/new.bin", rc=1), "refused", "no room")
+    one_error_line(cli(work, "tag", path, "--add", "b", rc=1), "refused", "no room")
+    one_error_line(cli(work, "describe", path, "text", rc=1), "refused", "no room")
+    blobs_after = sorted(p for p in (work / "store").rglob("*") if p.is_file() and ".mldashfs" not in p.parts)
+    assert blobs_after == blobs_before  # the bytes of the refused versions were removed again
+    assert as_json(cli(work, "versions", path, "--json")) == [first]
+    got = work / "got.bin"
+    cli(work, "get", path, str(got))
+    assert got.read_bytes() == b"first"
+
+
+def test_one_name_rule_for_the_cli_and_the_sdk(work: Path) -> None:
+    """A leading '/' means the store's top for both (one is dropped); '//', white space at either end
+    of a name, and '' as an experiment are refused by both."""
+    from ml_dash import Experiment, errors
+
+    src = write(work / "a.txt", b"a")
+    put = as_json(cli(work, "put", "--create", str(src), f"/{EXP}/a.txt", "--json"))
+    assert (put["experiment"], put["filename"]) == (EXP, "a.txt")
+    assert [r["filename"] for r in as_json(cli(work, "ls", f"/{EXP}", "--json"))] == ["a.txt"]
+    with Experiment(prefix=f"/{EXP}", local_path=str(work / "store")).run as exp:
+        assert exp.path == EXP and [f["filename"] for f in exp.files().list()] == ["a.txt"]
+    for bad, why in [(f"//{EXP}", "empty component"), ("alice/cv /resnet", "white space"),
+                     ("alice/cv/resnet ", "white space"), ("", "three names")]:
+        with pytest.raises(errors.InvalidPath, match=why):
+            Experiment(prefix=bad, local_path=str(work / "store"))
+        if bad:
+            one_error_line(cli(work, "put", str(src), f"{bad}/a.txt", rc=1), why)
+    one_error_line(cli(work, "put", str(src), f"{EXP}/a.txt ", rc=1), "white space")
+    assert stored_paths(work) == [f"{EXP}/a.txt"]

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ..errors import StoreError
+from ..paths import check_experiment
 
 LEVELS = ("debug", "info", "warning", "error")
 #: mount(8) options that mean nothing to mldashfs and are dropped.
@@ -37,6 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount (fuse allow_other)")
     p.add_argument("--no-passthrough", action="store_true",
                    help="serve every read through the daemon (default: the kernel reads blobs itself, as root)")
+    p.add_argument("--create", action="store_true", help="make the store if --store names none")
     p.set_defaults(func=cmd_mount)
     u = sub.add_parser("umount", help="finish pending writes, then unmount")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
@@ -70,7 +72,7 @@ def helper_argv(argv: list[str]) -> list[str] | None:
     for key in ("experiment", "log-file", "log-level", "mongo", "cache-dir", "cache-size", "s3-endpoint"):
         if opts.get(key):
             out += [f"--{key}", opts.pop(key)]
-    for key in ("foreground", "allow-other", "no-passthrough"):
+    for key in ("foreground", "allow-other", "no-passthrough", "create"):
         if key in opts:
             opts.pop(key)
             out.append(f"--{key}")
@@ -92,13 +94,29 @@ def _setup_logging(log_file: str | None, level: str) -> None:
     root.setLevel(level.upper())
 
 
+def _check_log_file(log_file: str | None) -> None:
+    """Raise MountError unless the daemon will be able to append to `log_file` (made here if missing)."""
+    if log_file is None:
+        return
+    from ..fs.daemon import MountError
+
+    try:
+        with open(log_file, "a"):
+            pass
+    except OSError as e:
+        raise MountError(f"cannot write the log file {log_file}: {e.strerror or e}") from e
+
+
 def cmd_mount(args: argparse.Namespace) -> int:
     """Mount; exit 0 once the mount answers, or print one line and exit 1."""
     from ..fs.daemon import MountError, check_mountpoint
 
     mountpoint = os.path.abspath(args.mountpoint)
+    if args.experiment is not None:
+        check_experiment(args.experiment)
     try:
         check_mountpoint(mountpoint)
+        _check_log_file(args.log_file)
     except MountError as e:
         print(f"mldashfs: {e}", file=sys.stderr)
         return 1
@@ -121,7 +139,7 @@ def _daemon(args: argparse.Namespace, mountpoint: str, ready: Any) -> int:
         ready()
 
     try:
-        store = open_store(args.store, args.experiment, **store_options(args))
+        store = open_store(args.store, args.experiment, args.create, **store_options(args))
         serve(store, args.experiment, mountpoint, args.store, mounted, allow_other=args.allow_other,
               passthrough=not args.no_passthrough)
     except (MountError, StoreError) as e:

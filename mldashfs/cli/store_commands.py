@@ -1,4 +1,4 @@
-"""The store commands of `mldashfs`: ls, versions, get, put, tag and describe.
+"""The store commands of `mldashfs`: init, ls, versions, get, put, tag, describe and gc.
 
 Each command opens the store at `--store`, makes one or a few Store calls and prints an
 aligned table (or `--json`, the SDK's result dicts). Bad input raises the core's StoreError
@@ -13,12 +13,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from ..backends import is_remote
+from ..downloads import download
 from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
-from ..paths import EXPERIMENT_DEPTH, check_path, depth, join, relative_to
+from ..paths import EXPERIMENT_DEPTH, check_path, depth, hidden_below, hidden_in, join, relative_to
 from ..records import Entry, Version
-from ..store import Store
-from .fetch import fetch_verified
+from ..store import Store, check_tags
+from .destinations import destination
+from .main import open_store
 from .progress import progress_bar
 from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, version_json
 
@@ -32,6 +33,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print JSON (the SDK's result dicts) instead of a table"
     )
     parents = [common, out]
+
+    p = sub.add_parser("init", parents=[common], help="make an empty store (commands never make one by accident)")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="the store folder (default: --store, $ML_DASH_STORE or ./.ml-dash)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser(
         "ls", parents=parents, help="list a directory of the store (the root lists namespaces)"
@@ -58,6 +63,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--meta", action="append", default=[], metavar="K=V", help="metadata; V is JSON if it parses"
     )
     p.add_argument("--description", metavar="D")
+    p.add_argument("--create", action="store_true", help="make the store if --store names none")
     p.set_defaults(func=cmd_put)
 
     p = sub.add_parser("tag", parents=parents, help="show or change the tags of a version (no new version)")
@@ -78,22 +84,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_gc)
 
 
-def open_store(args: argparse.Namespace, create: bool = False) -> Store:
-    """The store at --store; only `put` may create one, so a mistyped path is an error, not a new store."""
-    from .main import store_options
-
-    if not create and not is_remote(args.store) and not os.path.isdir(args.store):
-        raise NotFound(f"no store at {args.store} (use --store or $ML_DASH_STORE)")
-    return Store.open(args.store, **store_options(args))
-
-
 def resolve(store: Store, path: str, version_id: str | None) -> Version:
     """The newest version of `path`, or version `version_id`, which must belong to `path`."""
     if version_id is None:
         return store.latest(path)
-    if not version_id.isdigit():
-        raise InvalidValue(f"--id must be a decimal version id, not {version_id!r}")
-    v = store.get_version(int(version_id))
+    v = store.get_version(version_id)
     if v.path != path or v.deleted:
         raise NotFound(f"{path} has no version {version_id}")
     return v
@@ -109,6 +104,20 @@ def file_path(path: str) -> str:
     return p
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Make an empty store at DIR (or --store); a store already there is left as it is."""
+    if args.dir is not None:
+        args.store = args.dir
+    try:
+        open_store(args).close()
+    except NotFound:
+        open_store(args, create=True).close()
+        print(f"made an empty store at {args.store}")
+    else:
+        print(f"{args.store} already holds a store; left as it is")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     """List a directory (files with size, mtime and id), one file, or with -r every file below."""
     path = check_path(args.path)
@@ -116,10 +125,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         node = store.stat(path)
         if isinstance(node, Version):
             versions, top = [node], node.dir
-        elif args.recursive:
-            versions, top = store.list(path), path
+        elif args.recursive:  # an experiment's run data (.ml_dash/) only when PATH lies in it
+            versions, top = [v for v in store.list(path) if not hidden_below(v.path, path)], path
         else:
-            return _print_entries(path, list(_entries(store, path)), args.json)
+            hidden = hidden_in(path)
+            return _print_entries(path, [e for e in _entries(store, path) if e.name not in hidden], args.json)
     if args.json:
         emit_json([version_json(v) for v in versions])
     else:
@@ -193,7 +203,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         v = resolve(store, path, args.id)
         with progress_bar(v.size, v.name) as progress:
-            written = fetch_verified(store, v, args.dest, progress)
+            written = download(store, v, destination(args.dest, v), progress)
     if args.json:
         emit_json(version_json(v, dest=written))
     else:
@@ -211,7 +221,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     path = file_path(target)
     metadata = parse_meta(args.meta)
     tags = check_tags(args.tag)
-    with open_store(args, create=True) as store:
+    with open_store(args) as store:
         with progress_bar(os.path.getsize(args.src), os.path.basename(path)) as progress:
             v = store.put_file(
                 path, args.src, progress=progress, description=args.description, tags=tags, metadata=metadata
@@ -231,22 +241,23 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise InvalidValue(f"--meta expects KEY=VALUE, got {item!r}")
         try:
-            metadata[key.strip()] = json.loads(raw)
+            metadata[key.strip()] = json.loads(raw, parse_constant=_not_json)
+        except _NotJson:
+            raise InvalidValue(
+                f"--meta {item}: NaN and infinities are not JSON (quote the value, '{key}=\"{raw}\"', to keep it as text)"
+            ) from None
         except ValueError:
             metadata[key.strip()] = raw
     return metadata
 
 
-def check_tags(tags: list[str]) -> list[str]:
-    """Tags in order without repeats; each must be non-empty and free of ',' (the xattr separator)."""
-    out: list[str] = []
-    for t in tags:
-        t = t.strip()
-        if not t or "," in t:
-            raise InvalidValue(f"a tag must be non-empty and contain no ',': {t!r}")
-        if t not in out:
-            out.append(t)
-    return out
+class _NotJson(Exception):
+    """A NaN or infinity where JSON was parsed: not a number JSON can carry."""
+
+
+def _not_json(constant: str) -> Any:
+    """`json.loads`' hook for NaN, Infinity and -Infinity, which Python's json accepts and JSON does not."""
+    raise _NotJson(constant)
 
 
 def cmd_tag(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Finish the uploads a killed daemon or training process left in the journal."""
-    from .store_commands import open_store
+    from .main import open_store
 
     with open_store(args) as store:
         if not store.remote:
@@ -41,7 +41,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .store_commands import open_store
+    from .main import open_store
 
     with open_store(args) as store:
         st = store.status()

@@ -50,12 +50,12 @@ def check_mountpoint(mountpoint: str) -> None:
         raise MountError(f"mount point {mountpoint} is not empty")
 
 
-def open_store(store_dir: str, experiment: str | None, **options: Any) -> Store:
-    """Open the store (`options` for a remote one) and check (creating if missing) the experiment to
-    show at the mount root."""
+def open_store(store_dir: str, experiment: str | None, create: bool = False, **options: Any) -> Store:
+    """Open the store (a folder is made only if `create`; `options` for a remote one) and check
+    (creating if missing) the experiment to show at the mount root."""
     if not is_remote(store_dir) and not os.path.isdir(store_dir) and os.path.exists(store_dir):
         raise MountError(f"store {store_dir} is not a directory")
-    store = Store.open(store_dir, **options)
+    store = Store.open(store_dir, create=create, **options)
     if experiment:
         try:
             exp = check_path(experiment)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pyfuse3
 import trio
 
+from ..paths import hidden_in
 from ..records import Dir, Stat, Version
 from ..store import Store
 from .attributes import listed
@@ -87,7 +88,8 @@ class DirHandle:
         while not self._done and last >= self._start + len(self._rows):
             stats = store.list_stats(self.path, after=self._last, limit=PAGE)
             uid, gid = self._owner
-            self._rows += [(st.name, st, listed(0, st, uid, gid)) for st in stats]
+            hidden = hidden_in(self.path)  # an experiment's .ml_dash/ (paths.RUN_DATA): found by name only
+            self._rows += [(st.name, st, listed(0, st, uid, gid)) for st in stats if st.name not in hidden]
             self._done = len(stats) < PAGE
             if stats:
                 self._last = stats[-1].name

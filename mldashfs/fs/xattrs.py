@@ -14,9 +14,8 @@ import json
 from typing import Any
 
 from ..records import Version, iso
-from ..store import check_description, check_metadata, check_tags
+from ..store import MAX_META_BYTES, check_description, check_metadata, check_tags
 
-MAX_VALUE = 64 * 1024
 USER = "user."
 TAGS = ("user.mldash.tags", "user.xdg.tags")
 DESCRIPTION = ("user.mldash.description", "user.xdg.comment")
@@ -92,7 +91,7 @@ def changed(fields: dict[str, Any], name: str, value: bytes | None) -> dict[str,
         raise XattrError(errno.ENOTSUP)
     if name in READ_ONLY:
         return {}
-    if value is not None and len(value) > MAX_VALUE:
+    if value is not None and len(value) > MAX_META_BYTES:
         raise XattrError(errno.E2BIG)
     try:
         text = None if value is None else value.decode("utf-8")

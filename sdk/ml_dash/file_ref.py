@@ -10,20 +10,16 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from mldashfs import paths
-from mldashfs.errors import IsADirectory, NotFound
+from mldashfs import downloads, paths
+from mldashfs.errors import IsADirectory, NotFound, StoreError
 from mldashfs.records import Version
+from mldashfs.store import check_tags
 
-from . import downloads, locations
-from .run_data import RUN_DATA
+from . import locations
 from .savers import Result, Savers
 
 if TYPE_CHECKING:
     from .experiment import Experiment
-
-
-#: Ids are 64-bit snowflakes; anything at or above this cannot name a version.
-ID_LIMIT = 1 << 63
 
 
 class FileRef(Savers):
@@ -44,7 +40,7 @@ class FileRef(Savers):
         self._experiment = experiment
         self._path = locations.folder(path)
         self._description = description
-        self._tags = list(tags) if tags is not None else None
+        self._tags = check_tags(tags) if tags is not None else None
         self._metadata = metadata
         self._file_path = file_path
         self._file_id = file_id
@@ -57,22 +53,17 @@ class FileRef(Savers):
 
     def _versions(self, pattern: str | None = None, tags: Iterable[str] | None = None) -> list[Version]:
         """Live files below this folder matching `pattern`; run data (.ml_dash/) only when asked for."""
-        found = self._experiment.store.list(self._full(), pattern, tags)
-        if paths.is_below(self._path, RUN_DATA):
-            return found
-        hidden = paths.join(self._experiment.path, RUN_DATA)
-        return [v for v in found if not paths.is_below(v.path, hidden)]
+        top = self._full()
+        return [v for v in self._experiment.store.list(top, pattern, tags) if not paths.hidden_below(v.path, top)]
 
     def _by_id(self) -> Version:
-        text = str(self._file_id)
-        if not (text.isascii() and text.isdigit() and int(text) < ID_LIMIT):
-            raise NotFound(f"unknown file id {self._file_id!r}: ids are decimal 64-bit numbers")
+        unknown = NotFound(f"unknown file id {self._file_id!r} in experiment {self._experiment.path}")
         try:
-            version = self._experiment.store.get_version(int(text))
-        except NotFound:
-            raise NotFound(f"unknown file id {text} in experiment {self._experiment.path}") from None
+            version = self._experiment.store.get_version(self._file_id)
+        except NotFound as e:
+            raise unknown from e
         if version.deleted or version.experiment != self._experiment.path:
-            raise NotFound(f"unknown file id {text} in experiment {self._experiment.path}")
+            raise unknown
         return version
 
     def _locate(self, rel: str | None = None) -> Version:
@@ -114,7 +105,7 @@ class FileRef(Savers):
 
     def read_bytes(self) -> bytes:
         """The bytes of the file at this path (checksum verified)."""
-        return downloads.read_bytes(self._experiment.store, self._locate())
+        return downloads.read_verified(self._experiment.store, self._locate())
 
     def read_text(self, encoding: str = "utf-8") -> str:
         """The text of the file at this path (checksum verified)."""
@@ -132,14 +123,13 @@ class FileRef(Savers):
         With a glob: every match, into the folder `to` (default: current dir), keeping paths
         relative to this folder.
         """
-        store = self._experiment.store
         if pattern is not None and locations.has_magic(pattern):
             found = self._versions(pattern)
             if not found:
                 raise NotFound(f"no files match {pattern!r} under {self._full()!r}")
             folder = os.fspath(to) if to is not None else "."
             return [
-                downloads.download(store, v, os.path.join(folder, *paths.relative_to(v.path, self._full()).split("/")))
+                self._download(v, os.path.join(folder, *paths.relative_to(v.path, self._full()).split("/")))
                 for v in found
             ]
         version = self._locate(pattern)
@@ -147,7 +137,20 @@ class FileRef(Savers):
         target = os.fspath(dest) if dest is not None else version.name
         if os.path.isdir(target) or target.endswith(("/", os.sep)):
             target = os.path.join(target, version.name)
-        return downloads.download(store, version, target)
+        return self._download(version, target)
+
+    def _download(self, version: Version, target: str) -> str:
+        """The core's verified download to `target`, making its folders first (globs keep sub-folders)."""
+        folder = os.path.dirname(os.path.abspath(target))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot make the folder {folder}: {e.strerror or e}") from e
+        return downloads.download(self._experiment.store, version, target)
+
+    def versions(self) -> list[Result]:
+        """Every live version of the file this ref names, oldest first, as `mldashfs versions` lists them."""
+        return [v.to_dict() for v in self._experiment.store.history(self._locate().path)]
 
     def delete(self, pattern: str | None = None) -> Result | list[Result]:
         """Delete the file this ref names (all its versions), or every match of a glob below it.

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 
 from mldashfs import paths
+from mldashfs.default_store import default_store
 from mldashfs.errors import InvalidPath
 
-#: The store folder used when neither `local_path=` nor $ML_DASH_STORE is given.
-DEFAULT_STORE = ".ml-dash"
 #: The namespace of experiments made with the older `name=`/`project=` form.
 DEFAULT_NAMESPACE = "local"
 
@@ -21,7 +20,7 @@ def store_root(local_path: str | os.PathLike[str] | None) -> str:
     """The store folder: `local_path=`, else $ML_DASH_STORE, else ./.ml-dash."""
     if local_path is not None:
         return os.fspath(local_path)
-    return os.environ.get("ML_DASH_STORE") or DEFAULT_STORE
+    return default_store()
 
 
 def experiment_path(
@@ -31,12 +30,7 @@ def experiment_path(
     if prefix is not None:
         if name is not None or project is not None:
             raise ValueError("give either prefix='namespace/project/experiment' or name=/project=, not both")
-        path = paths.check_path(prefix)
-        if paths.depth(path) != paths.EXPERIMENT_DEPTH:
-            raise InvalidPath(
-                f"experiment prefix must be 'namespace/project/experiment' (three parts), got {prefix!r}"
-            )
-        return path
+        return paths.check_experiment(prefix)
     if name is None or project is None:
         raise ValueError("an Experiment needs prefix='namespace/project/experiment', or name= and project=")
     ns = namespace or os.environ.get("ML_DASH_NAMESPACE") or DEFAULT_NAMESPACE

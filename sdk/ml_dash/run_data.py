@@ -17,16 +17,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mldashfs import paths
+from mldashfs import downloads, paths
 from mldashfs.errors import InvalidValue, NotFound
+from mldashfs.paths import RUN_DATA
 
-from . import downloads, locations
+from . import locations
 
 if TYPE_CHECKING:
     from .experiment import Experiment
 
-#: The folder of an experiment that holds its run data; `files().list()` leaves it out.
-RUN_DATA = ".ml_dash"
 PARAMS = "params.json"
 LOGS = "logs.jsonl"
 METRICS = "metrics"
@@ -87,7 +86,7 @@ def read_lines(experiment: Experiment, rel: str) -> list[Any]:
         version = experiment.store.latest(paths.join(experiment.path, RUN_DATA, rel))
     except NotFound:
         return []
-    text = downloads.read_bytes(experiment.store, version).decode()
+    text = downloads.read_verified(experiment.store, version).decode()
     return [json.loads(line) for line in text.splitlines() if line]
 
 
@@ -112,7 +111,7 @@ class Params:
             version = self._experiment.store.latest(paths.join(self._experiment.path, RUN_DATA, PARAMS))
         except NotFound:
             return {}
-        return json.loads(downloads.read_bytes(self._experiment.store, version))
+        return json.loads(downloads.read_verified(self._experiment.store, version))
 
 
 class Metric:

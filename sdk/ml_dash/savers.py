@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mldashfs import paths
 from mldashfs.errors import InvalidValue, IsADirectory, NotFound
+from mldashfs.store import check_tags
 
 from . import batches, locations
 
@@ -30,7 +31,7 @@ class Savers:
     _experiment: Experiment
     _path: str
     _description: str | None
-    _tags: list[str] | None
+    _tags: tuple[str, ...] | None
     _metadata: dict[str, Any] | None
     _file_path: str | os.PathLike[str] | None
 
@@ -51,7 +52,7 @@ class Savers:
         """Per-call description/tags/metadata, falling back to the ones given to files(...)."""
         return {
             "description": description if description is not None else self._description,
-            "tags": list(tags) if tags is not None else self._tags,
+            "tags": check_tags(tags) if tags is not None else self._tags,
             "metadata": metadata if metadata is not None else self._metadata,
         }
 

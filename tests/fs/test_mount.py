@@ -88,7 +88,7 @@ def test_background_mount_returns_when_ready_and_umount_commits_and_stops(tmp_pa
     mp, store = tmp_path / "mnt", tmp_path / "store"
     mp.mkdir()
     try:
-        res = subprocess.run([*CLI, "mount", "--store", str(store), "--experiment", EXP,
+        res = subprocess.run([*CLI, "mount", "--create", "--store", str(store), "--experiment", EXP,
                               "--log-file", str(tmp_path / "log"), str(mp)], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, res.stderr
         assert os.path.ismount(mp)  # answered before the command returned

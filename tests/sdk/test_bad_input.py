@@ -134,15 +134,40 @@ def test_bad_run_data_is_refused(seeded):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"prefix": "only/two"}, "three parts"),
-        ({"prefix": "a/b/c/d"}, "three parts"),
+        ({"prefix": "only/two"}, "three names"),
+        ({"prefix": "a/b/c/d"}, "three names"),
         ({"prefix": "a/../c"}, "'..'"),
         ({"name": "e"}, "project="),
         ({"name": "e", "project": "p", "prefix": "a/b/c"}, "not both"),
         ({"name": "e/f", "project": "p"}, "'/'"),
+        ({"prefix": ""}, "three names"),
+        ({"prefix": "alice/cv/resnet "}, "white space"),
+        ({"prefix": "alice/ cv/resnet"}, "white space"),
+        ({"name": "run1 ", "project": "p"}, "white space"),
+        ({"name": "run\udcff", "project": "p"}, "UTF-8"),
     ],
 )
 def test_bad_experiments_are_refused(store_dir, kwargs, message):
     with pytest.raises((ValueError, errors.StoreError), match=message):
         Experiment(local_path=store_dir, **kwargs)
     assert not store_dir.exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), {"deep": [1, float("nan")]}])
+def test_nan_and_infinities_in_metadata_are_refused(seeded, bad):
+    with pytest.raises(errors.InvalidValue, match="NaN or an infinity"):
+        seeded.files("a").save_text("t", to="x.txt", metadata={"loss": bad})
+    with pytest.raises(errors.InvalidValue, match="NaN or an infinity"):
+        seeded.files(prefix="a", metadata={"loss": bad}).save_text("t", to="x.txt")
+    kept = seeded.files("keep/kept.txt").versions()[-1]
+    with pytest.raises(errors.InvalidValue, match="NaN or an infinity"):
+        seeded.files(file_id=kept["id"], metadata={"loss": bad}).update()
+    assert seeded.files("keep/kept.txt").versions()[-1] == kept
+
+
+def test_names_with_white_space_at_either_end_are_refused(seeded):
+    for to in ("x.txt ", " x.txt", "dir /x.txt", "x.txt\n"):
+        with pytest.raises(errors.InvalidPath, match="white space"):
+            seeded.files("a").save_text("t", to=to)
+    with pytest.raises(errors.InvalidPath, match="white space"):
+        seeded.files("models ").save_text("t", to="x.txt")

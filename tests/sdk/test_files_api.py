@@ -320,3 +320,42 @@ def test_a_file_saved_by_the_sdk_is_seen_by_another_process(exp, store_dir):
     )
     out = subprocess.run([sys.executable, "-c", code, str(store_dir)], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [result["id"], result["checksum"], ["cfg"], {"lr": 0.1}]
+
+
+def test_download_gives_the_mode_the_umask_gives_like_mldashfs_get(exp, workdir, store_dir):
+    exp.files("models").save_blob(b"weights", to="model.pt")
+    old = os.umask(0o022)
+    try:
+        sdk = exp.files("models/model.pt").download(to="sdk.pt")
+        subprocess.run([sys.executable, "-m", "mldashfs.cli", "get", "alice/project/exp/models/model.pt",
+                        "cli.pt", "--store", str(store_dir)], check=True, capture_output=True)
+        os.umask(0o077)
+        private = exp.files("models/model.pt").download(to="private.pt")
+    finally:
+        os.umask(old)
+    assert [os.stat(p).st_mode & 0o777 for p in (sdk, "cli.pt", private)] == [0o644, 0o644, 0o600]
+    assert sorted(os.listdir(workdir)) == ["cli.pt", "private.pt", "sdk.pt"]  # no temporary file left
+
+
+def test_versions_of_one_file_oldest_first(exp):
+    first = exp.files("models").save_blob(b"v1", to="best.pt", tags=["a"])
+    second = exp.files("models").save_blob(b"v2, longer", to="best.pt")
+    exp.files("models").save_blob(b"other", to="last.pt")
+    history = exp.files("models/best.pt").versions()
+    assert [(h["id"], h["sizeBytes"], h["tags"]) for h in history] == [(first["id"], 2, ["a"]), (second["id"], 10, [])]
+    assert history == [first, second]
+    assert [h["id"] for h in exp.files(file_id=first["id"]).versions()] == [first["id"], second["id"]]
+    with pytest.raises(errors.NotFound, match="nope.pt"):
+        exp.files("models/nope.pt").versions()
+
+
+def test_a_string_of_tags_is_one_tag(exp):
+    r = exp.files("models").save_blob(b"w", to="best.pt", tags="best")
+    assert r["tags"] == ["best"]
+    assert exp.files(prefix="models", tags="keep").save_blob(b"v", to="other.pt")["tags"] == ["keep"]
+    assert [f["filename"] for f in exp.files("models").list(tags="best")] == ["best.pt"]
+    assert exp.files(file_id=r["id"], tags="final").update()["tags"] == ["final"]
+    assert exp.files("models").upload_all([], tags="x") == []
+    with pytest.raises(errors.InvalidValue, match="a,b"):
+        exp.files("models").save_blob(b"w", to="c.pt", tags="a,b")
+    assert [f["filename"] for f in exp.files("models").list()] == ["best.pt", "other.pt"]
