@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from ..errors import AlreadyExists, NotEmpty, NotFound, StoreError
+from ..errors import AlreadyExists, InvalidPath, NotEmpty, NotFound, StoreError
 from ..paths import check_name
 from . import xattrs
 
@@ -64,8 +64,13 @@ async def run_blocking(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 def decode_name(raw: bytes) -> str:
     """A name from the kernel as a checked str (ENAMETOOLONG/EINVAL for bad ones). Names are UTF-8
-    on both sides, whatever the daemon's locale; bytes that are not UTF-8 survive as surrogates."""
-    return check_name(raw.decode("utf-8", "surrogateescape"))
+    on both sides, whatever the daemon's locale; one that is not valid UTF-8 can never be stored
+    (the catalog keeps text), so it gets EILSEQ at once, from lookup as from create."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPath(f"name is not valid UTF-8: {raw!r}", errno.EILSEQ) from None
+    return check_name(text)
 
 
 def encode_name(name: str) -> bytes:

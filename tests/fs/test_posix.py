@@ -1,0 +1,49 @@
+"""POSIX details through a real mount, as on a local disk: names the store cannot keep.
+
+One mount serves the whole module; each test works in its own subdirectory of it, named after the test.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mounting import Mount, temp_mount
+
+EXPERIMENT = "alice/cv/posix"
+
+
+@pytest.fixture(scope="module")
+def mount() -> Iterator[Mount]:
+    """One experiment mounted for the whole module; unmounted and removed even on failure."""
+    with temp_mount(EXPERIMENT, "mldashfs-posix-") as m:
+        yield m
+
+
+@pytest.fixture
+def work(mount: Mount, request: pytest.FixtureRequest) -> Path:
+    """This test's own directory inside the mount."""
+    d = mount.path / request.node.name
+    d.mkdir()
+    return d
+
+
+def test_names_that_are_not_utf8_get_eilseq_and_leave_no_traceback(work: Path, mount: Mount) -> None:
+    bad = os.fsencode(work) + b"/bad\xff"
+    touch = subprocess.run(["touch", bad], capture_output=True, text=True)
+    assert touch.returncode == 1 and "Invalid or incomplete multibyte" in touch.stderr, touch.stderr
+    for call in (lambda: os.mkdir(bad), lambda: os.stat(bad), lambda: open(bad, "wb")):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EILSEQ
+    (work / "good").write_bytes(b"g")
+    with pytest.raises(OSError) as e:
+        os.rename(work / "good", bad)
+    assert e.value.errno == errno.EILSEQ
+    assert os.listdir(work) == ["good"]
+    assert "Traceback" not in mount.log_text()
