@@ -35,7 +35,7 @@ from .errors import (
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake
 from .local_blobs import LocalBlobs
-from .records import FILE_MODE, Dir, Entry, Stat, Version
+from .records import DIR_MODE, FILE_MODE, Dir, Entry, Stat, Version
 from .sqlite_catalog import SqliteCatalog
 from .staging import Staged, Staging, Writer
 
@@ -447,8 +447,9 @@ class Store:
     def delete_version(self, vid: int | str) -> None:
         self.catalog.delete_version(self.get_version(vid).id, time.time())
 
-    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
-        self.catalog.mkdir(self.check_new_path(path, is_file=False), time.time(), parents, exist_ok)
+    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False, mode: int = DIR_MODE) -> None:
+        """Make directory `path` with permission bits `mode` (mkdir(2)'s; implied parents get DIR_MODE)."""
+        self.catalog.mkdir(self.check_new_path(path, is_file=False), time.time(), parents, exist_ok, mode & 0o7777)
 
     def rmdir(self, path: str) -> None:
         self.catalog.rmdir(self._path(path))

@@ -302,7 +302,7 @@ class Operations(pyfuse3.Operations):
         path = child(self._path(parent_inode), decode_name(name))
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "mkdir %s: the .versions view is read-only", path)
-        await run_blocking(self.store.mkdir, path)
+        await run_blocking(self.store.mkdir, path, mode=mode & ~ctx.umask)
         return await self._entry(path)
 
     @fuse_errors

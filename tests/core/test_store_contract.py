@@ -225,6 +225,14 @@ def test_deleted_since_tells_recent_deletions_of_a_path(store: Store) -> None:
     assert not store.deleted_since(p, before)
 
 
+def test_mkdir_keeps_its_mode_across_a_reopen_and_implied_parents_get_the_default(store: Store, open_store) -> None:
+    store.mkdir(f"{E}/a/private", parents=True, mode=0o700)
+    store.mkdir(f"{E}/a/private", exist_ok=True, mode=0o777)  # an existing directory keeps its mode
+    again = open_store()
+    assert again.stat(f"{E}/a/private").mode == 0o700
+    assert again.stat(f"{E}/a").mode == 0o755
+
+
 def test_mkdir_rmdir_and_explicit_dirs_survive_reopen(store: Store, open_store) -> None:
     store.mkdir(f"{E}/empty", parents=True)
     with pytest.raises(errors.AlreadyExists):

@@ -1,19 +1,23 @@
-"""POSIX details through a real mount, as on a local disk: names the store cannot keep.
+"""POSIX details through a real mount, as on a local disk: modes of new folders, names the store
+cannot keep.
 
-One mount serves the whole module; each test works in its own subdirectory of it, named after the test.
+One mount serves most of the module; each test works in its own subdirectory of it, named after the
+test. Tests that remount use a store of their own.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.mounting import Mount, temp_mount
+from tests.mounting import Mount, mounted, temp_mount
 
 EXPERIMENT = "alice/cv/posix"
 
@@ -47,3 +51,16 @@ def test_names_that_are_not_utf8_get_eilseq_and_leave_no_traceback(work: Path, m
     assert e.value.errno == errno.EILSEQ
     assert os.listdir(work) == ["good"]
     assert "Traceback" not in mount.log_text()
+
+
+def test_mkdir_keeps_its_mode_across_a_remount(tmp_path: Path) -> None:
+    store, mp = tmp_path / "store", tmp_path / "mnt"
+    with mounted(store, mp, experiment=EXPERIMENT) as m:
+        tmp = tempfile.mkdtemp(dir=m.path)
+        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o700
+        os.mkdir(m.path / "shared", 0o750)
+        os.mkdir(m.path / "plain")
+        name = os.path.basename(tmp)
+    with mounted(store, mp, experiment=EXPERIMENT) as m:
+        modes = {n: stat.S_IMODE(os.stat(m.path / n).st_mode) for n in (name, "shared", "plain")}
+    assert modes == {name: 0o700, "shared": 0o750, "plain": 0o755}

@@ -1,4 +1,4 @@
-"""POSIX details at the Operations level (no mount): names the store cannot keep."""
+"""POSIX details at the Operations level (no mount): modes of new folders, names the store cannot keep."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import stat
 
 import pyfuse3
 
-from tests.fs.conftest import Driver
+from mldashfs.store import Store
+from tests.fs.conftest import EXPERIMENT, Driver
 
 
 def test_a_name_that_is_not_utf8_gets_eilseq_from_every_call(fs: Driver) -> None:
@@ -20,3 +21,10 @@ def test_a_name_that_is_not_utf8_gets_eilseq_from_every_call(fs: Driver) -> None
     assert fs.errno("rename", root, b"good", root, bad, 0, fs.ctx) == errno.EILSEQ
     assert fs.errno("unlink", root, bad, fs.ctx) == errno.EILSEQ
     assert [name for name, _ in fs.listdir("")] == ["good"]
+
+
+def test_mkdir_keeps_its_mode(fs: Driver, store: Store) -> None:
+    a = fs("mkdir", pyfuse3.ROOT_INODE, b"tmp", stat.S_IFDIR | 0o700, fs.ctx)
+    assert stat.S_ISDIR(a.st_mode) and stat.S_IMODE(a.st_mode) == 0o700
+    assert store.stat(f"{EXPERIMENT}/tmp").mode == 0o700
+    assert stat.S_IMODE(fs.lookup("tmp").st_mode) == 0o700
