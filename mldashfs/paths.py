@@ -12,6 +12,11 @@ RESERVED = frozenset({".versions"})
 #: Depth of an experiment directory (namespace/project/experiment); files live below it.
 EXPERIMENT_DEPTH = 3
 NAME_MAX = 255
+#: Longest store path (UTF-8 bytes) a create, mkdir or rename may make. A local blob lives at
+#: `{root}/{ns}/{proj}/{exp}/files/{prefix}/{id}/{name}`, at most 27 bytes more than its store path
+#: (`/files`, and `/` plus an id of up to 20 digits), so the blob path fits Linux's PATH_MAX (4096,
+#: with its NUL) for any store folder up to 3,000 bytes long, wherever the store is.
+STORE_PATH_MAX = 1024
 
 
 def check_name(name: str) -> str:

@@ -1,5 +1,5 @@
-"""POSIX details through a real mount, as on a local disk: modes of new folders, names the store
-cannot keep.
+"""POSIX details through a real mount, as on a local disk: modes of new folders, names and paths
+the store cannot keep.
 
 One mount serves most of the module; each test works in its own subdirectory of it, named after the
 test. Tests that remount use a store of their own.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mldashfs.paths import STORE_PATH_MAX
 from tests.mounting import Mount, mounted, temp_mount
 
 EXPERIMENT = "alice/cv/posix"
@@ -64,3 +65,17 @@ def test_mkdir_keeps_its_mode_across_a_remount(tmp_path: Path) -> None:
     with mounted(store, mp, experiment=EXPERIMENT) as m:
         modes = {n: stat.S_IMODE(os.stat(m.path / n).st_mode) for n in (name, "shared", "plain")}
     assert modes == {name: 0o700, "shared": 0o750, "plain": 0o755}
+
+
+def test_a_name_whose_store_path_would_be_too_long_is_refused_at_create(work: Path, mount: Mount) -> None:
+    parent = work.joinpath(*["d" * 250] * 3)
+    parent.mkdir(parents=True)
+    room = STORE_PATH_MAX - len(f"{EXPERIMENT}/{parent.relative_to(mount.path)}/")
+    assert room < 255  # a name the store path limit refuses, not the name limit
+    for make in (lambda p: open(p, "wb"), os.mkdir):
+        with pytest.raises(OSError) as e:
+            make(parent / ("n" * (room + 1)))
+        assert e.value.errno == errno.ENAMETOOLONG
+    (parent / ("n" * room)).write_bytes(b"fits")  # committed at close, not refused there
+    assert (parent / ("n" * room)).read_bytes() == b"fits"
+    assert os.listdir(parent) == ["n" * room]

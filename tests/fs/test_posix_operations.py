@@ -1,4 +1,5 @@
-"""POSIX details at the Operations level (no mount): modes of new folders, names the store cannot keep."""
+"""POSIX details at the Operations level (no mount): modes of new folders, names and paths the
+store cannot keep."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import stat
 
 import pyfuse3
 
+from mldashfs.paths import STORE_PATH_MAX
 from mldashfs.store import Store
 from tests.fs.conftest import EXPERIMENT, Driver
 
@@ -28,3 +30,16 @@ def test_mkdir_keeps_its_mode(fs: Driver, store: Store) -> None:
     assert stat.S_ISDIR(a.st_mode) and stat.S_IMODE(a.st_mode) == 0o700
     assert store.stat(f"{EXPERIMENT}/tmp").mode == 0o700
     assert stat.S_IMODE(fs.lookup("tmp").st_mode) == 0o700
+
+
+def test_a_create_whose_store_path_would_be_too_long_gets_enametoolong_at_once(fs: Driver, store: Store) -> None:
+    parent = "/".join(["d" * 200] * 4)
+    ino = pyfuse3.ROOT_INODE
+    for part in parent.split("/"):
+        ino = fs("mkdir", ino, part.encode(), stat.S_IFDIR | 0o755, fs.ctx).st_ino
+    room = STORE_PATH_MAX - len(f"{EXPERIMENT}/{parent}/")
+    assert room < 255  # a name the store path limit refuses, not the name limit
+    assert fs.errno("create", ino, b"n" * (room + 1), stat.S_IFREG | 0o644, os.O_WRONLY, fs.ctx) == errno.ENAMETOOLONG
+    assert fs.errno("mkdir", ino, b"n" * (room + 1), stat.S_IFDIR | 0o755, fs.ctx) == errno.ENAMETOOLONG
+    fs.write_file(f"{parent}/" + "n" * room, b"fits")
+    assert store.read_bytes(store.latest(f"{EXPERIMENT}/{parent}/" + "n" * room)) == b"fits"
