@@ -1,5 +1,5 @@
-"""POSIX details at the Operations level (no mount): modes of new folders, names and paths the
-store cannot keep."""
+"""POSIX details at the Operations level (no mount): open files after unlink, modes of new folders,
+names and paths the store cannot keep."""
 
 from __future__ import annotations
 
@@ -12,6 +12,38 @@ import pyfuse3
 from mldashfs.paths import STORE_PATH_MAX
 from mldashfs.store import Store
 from tests.fs.conftest import EXPERIMENT, Driver
+
+
+def test_a_new_file_unlinked_while_open_keeps_its_bytes_until_release_and_stores_nothing(
+    fs: Driver, store: Store
+) -> None:
+    root = pyfuse3.ROOT_INODE
+    fh, ino = fs.create("scratch")
+    fs("unlink", root, b"scratch", fs.ctx)
+    assert fs("write", fh, 0, b"hello world") == 11
+    attr = pyfuse3.EntryAttributes()
+    attr.st_size = 5
+    out = fs("setattr", ino, attr, fs.setattr_fields(size=True), fh, fs.ctx)
+    assert (out.st_size, out.st_nlink) == (5, 0)
+    fs("flush", fh)  # the close of a dup'ed descriptor
+    assert fs("read", fh, 0, 100) == b"hello"
+    a = fs("getattr", ino, fs.ctx)
+    assert (a.st_size, a.st_nlink) == (5, 0)
+    fs("release", fh)
+    assert fs.errno("lookup", root, b"scratch", fs.ctx) == errno.ENOENT
+    assert store.list(EXPERIMENT) == []
+
+
+def test_a_committed_file_unlinked_while_read_keeps_its_attributes_with_no_links(fs: Driver, store: Store) -> None:
+    fs.write_file("f", b"bytes")
+    ino = fs.ino("f")
+    fh = fs.open("f", os.O_RDONLY)
+    fs("unlink", pyfuse3.ROOT_INODE, b"f", fs.ctx)
+    fs.ops.inodes.invalidate(ino)
+    a = fs("getattr", ino, fs.ctx)
+    assert (a.st_size, a.st_nlink) == (5, 0)
+    assert fs("read", fh, 0, 100) == b"bytes"
+    fs("release", fh)
 
 
 def test_a_name_that_is_not_utf8_gets_eilseq_from_every_call(fs: Driver) -> None:
