@@ -27,6 +27,7 @@ from ..staging import Staged
 from ..store import Store
 from . import attributes, xattrs
 from .boundary import decode_name, encode_name, fail, fuse_errors, log, run_blocking
+from .dir_times import DirTimes
 from .directories import DirHandle
 from .handles import HandleTable, ReadHandle, WriteHandle
 from .inodes import InodeTable
@@ -56,6 +57,7 @@ class Operations(pyfuse3.Operations):
         self.tree = Tree(store)
         self.uid, self.gid = os.getuid(), os.getgid()
         self.inodes = InodeTable(root, attr_ttl=attributes.TIMEOUT)
+        self.dir_times = DirTimes()
         self.files = HandleTable()
         self.dirs: dict[int, DirHandle] = {}
         self.cache = PageCache()
@@ -87,10 +89,20 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT)
         else:
             a = attributes.of(ino, obj, self.uid, self.gid, read_only=parse_lenient(path) is not None)
-        if not stat.S_ISDIR(a.st_mode):
+        if stat.S_ISDIR(a.st_mode):
+            self.dir_times.apply(ino, a)
+        else:
             a.st_nlink = self.inodes.links(ino)
         self.inodes.remember(ino, a)
         return a
+
+    def _entries_changed(self, *dirs: int) -> None:
+        """Entries of folders `dirs` were created, removed or renamed through the mount: their mtime
+        and ctime are now (the kernel drops its own copy of their attributes after such a call)."""
+        now = time.time_ns()
+        for ino in dirs:
+            self.dir_times.entries_changed(ino, now)
+            self.inodes.invalidate(ino)
 
     def _unlinked_attrs(self, ino: int) -> pyfuse3.EntryAttributes:
         """Attributes of an inode whose path is gone while handles keep it open (fstat after unlink):
@@ -136,6 +148,8 @@ class Operations(pyfuse3.Operations):
             self.inodes.forget(ino, n)
             if self.inodes.path(ino) is None and ino not in self.files.writers:
                 self.cache.forget(ino)
+            if ino not in self.inodes.paths:
+                self.dir_times.forget(ino)
 
     @fuse_errors
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -222,6 +236,7 @@ class Operations(pyfuse3.Operations):
             changes["mtime"] = attr.st_mtime_ns / 1e9
         if changes:
             await self._set_attrs(inode, path, changes)
+            self.dir_times.attrs_changed(inode, time.time_ns(), mtime_set=fields.update_mtime)
         return await self.getattr(inode, ctx)
 
     async def _set_attrs(self, inode: int, path: str | None, changes: dict[str, Any]) -> None:
@@ -278,6 +293,7 @@ class Operations(pyfuse3.Operations):
                         # a stored row: attributes made with the fetch; the daemon caches none (the
                         # kernel does, and a later getattr asks the Store)
                         a.st_ino = ino
+                        self.dir_times.apply(ino, a)
                     else:
                         try:
                             a = self._listed_attrs(ino, obj, path)
@@ -327,6 +343,7 @@ class Operations(pyfuse3.Operations):
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "mkdir %s: the .versions view is read-only", path)
         await run_blocking(self.store.mkdir, path, mode=mode & ~ctx.umask)
+        self._entries_changed(parent_inode)
         return await self._entry(path)
 
     @fuse_errors
@@ -336,6 +353,7 @@ class Operations(pyfuse3.Operations):
             raise fail(errno.EROFS, "rmdir %s: the .versions view is read-only", path)
         await run_blocking(self.store.rmdir, path)
         self.inodes.detach(path)
+        self._entries_changed(parent_inode)
 
     # -- names -----------------------------------------------------------------------------
 
@@ -346,6 +364,7 @@ class Operations(pyfuse3.Operations):
         if vp is not None:
             await run_blocking(self.tree.delete_version, vp)
             self.inodes.detach(path)
+            self._entries_changed(parent_inode)
             return
         ino = self.inodes.inodes.get(path)
         async with self._writers_settled(ino):
@@ -355,6 +374,7 @@ class Operations(pyfuse3.Operations):
                 if ino is None or not any(w.created for w in self.files.writers.get(ino, [])):
                     raise
             self.inodes.detach(path)
+            self._entries_changed(parent_inode)
 
     @contextlib.asynccontextmanager
     async def _writers_settled(self, ino: int | None) -> AsyncIterator[None]:
@@ -389,6 +409,7 @@ class Operations(pyfuse3.Operations):
                 if not replace and self.tree.exists(dst):
                     raise pyfuse3.FUSEError(errno.EEXIST) from None
             self.inodes.move(src, dst)
+            self._entries_changed(parent_inode_old, parent_inode_new)
 
     @fuse_errors
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
@@ -437,6 +458,8 @@ class Operations(pyfuse3.Operations):
         fh = self.files.add(w)
         a = self._attrs(ino, base, path)
         self.inodes.looked_up(ino)
+        if base is None:
+            self._entries_changed(parent_inode)
         return self._info(fh, w.cache), a
 
     @staticmethod

@@ -1,5 +1,5 @@
-"""POSIX details through a real mount, as on a local disk: open files after unlink, modes of new
-folders, names and paths the store cannot keep.
+"""POSIX details through a real mount, as on a local disk: open files after unlink, modes, times and
+link counts of folders, names and paths the store cannot keep.
 
 One mount serves most of the module; each test works in its own subdirectory of it, named after the
 test. Tests that remount use a store of their own.
@@ -12,7 +12,7 @@ import os
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,65 @@ def test_a_writer_of_an_unlinked_file_does_not_bring_it_back_at_close(work: Path
         f.flush()
         assert os.fstat(f.fileno()).st_nlink == 0
     assert os.listdir(work) == [] and stored(mount, work) == []
+
+
+OLD_NS = 1_600_000_000 * 10**9
+
+
+def changes_times(folder: Path, call: Callable[[], object]) -> bool:
+    """Whether `call` moves `folder`'s mtime and ctime (set to an old time first) at once."""
+    os.utime(folder, ns=(OLD_NS, OLD_NS))
+    before = os.stat(folder)
+    assert before.st_mtime_ns == OLD_NS and before.st_ctime_ns > OLD_NS  # utime moved the ctime only
+    call()
+    after = os.stat(folder)
+    return after.st_mtime_ns > OLD_NS and after.st_ctime_ns >= after.st_mtime_ns
+
+
+def test_a_folder_s_times_change_at_once_when_its_entries_change(work: Path) -> None:
+    (work / "other").mkdir()
+    (work / "kept").write_bytes(b"k")
+    (work / "gone").write_bytes(b"g")
+    held = []
+    calls: dict[str, Callable[[], object]] = {
+        "create (open, no version yet)": lambda: held.append(open(work / "new", "wb")),
+        "mkdir": lambda: os.mkdir(work / "sub"),
+        "rename inside": lambda: os.rename(work / "kept", work / "kept2"),
+        "rename out": lambda: os.rename(work / "kept2", work / "other" / "kept"),
+        "unlink": lambda: os.unlink(work / "gone"),
+        "unlink (no version yet)": lambda: os.unlink(work / "new"),
+        "rmdir": lambda: os.rmdir(work / "sub"),
+    }
+    try:
+        for what, call in calls.items():
+            assert changes_times(work, call), what
+    finally:
+        for f in held:
+            f.close()
+    assert changes_times(work / "other", lambda: os.rename(work / "other" / "kept", work / "kept"))
+
+
+def test_chmod_and_utime_of_a_folder_change_its_ctime(work: Path) -> None:
+    os.utime(work, ns=(OLD_NS, OLD_NS))
+    before = os.stat(work).st_ctime_ns
+    assert before > OLD_NS
+    os.chmod(work, 0o700)
+    after = os.stat(work)
+    assert after.st_ctime_ns > before and after.st_mtime_ns == OLD_NS and stat.S_IMODE(after.st_mode) == 0o700
+
+
+def test_folders_have_one_link_so_find_and_rsync_walk_every_subfolder(work: Path, tmp_path: Path) -> None:
+    for d in ("a/b/c", "a/d", "e"):
+        (work / d).mkdir(parents=True)
+        (work / d / "f").write_bytes(b"f")
+    (work / "a/empty").mkdir()
+    assert {os.stat(work / d).st_nlink for d in ("", "a", "a/b", "a/b/c", "e")} == {1}
+    found = subprocess.run(["find", ".", "-type", "d"], cwd=work, capture_output=True, text=True, check=True)
+    assert sorted(found.stdout.split()) == [".", "./a", "./a/b", "./a/b/c", "./a/d", "./a/empty", "./e"]
+    subprocess.run(["rsync", "-a", f"{work}/", f"{tmp_path}/copy/"], check=True)
+    copied = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*"))
+    assert copied == sorted(str(p.relative_to(work)) for p in work.rglob("*"))
+    assert len(copied) == 9
 
 
 def test_names_that_are_not_utf8_get_eilseq_and_leave_no_traceback(work: Path, mount: Mount) -> None:

@@ -1,5 +1,5 @@
-"""POSIX details at the Operations level (no mount): open files after unlink, modes of new folders,
-names and paths the store cannot keep."""
+"""POSIX details at the Operations level (no mount): open files after unlink, modes and times of
+folders, names and paths the store cannot keep."""
 
 from __future__ import annotations
 
@@ -44,6 +44,27 @@ def test_a_committed_file_unlinked_while_read_keeps_its_attributes_with_no_links
     assert (a.st_size, a.st_nlink) == (5, 0)
     assert fs("read", fh, 0, 100) == b"bytes"
     fs("release", fh)
+
+
+OLD_NS = 1_600_000_000 * 10**9
+
+
+def test_a_folder_s_times_move_at_once_past_the_daemon_s_attribute_cache(fs: Driver, store: Store) -> None:
+    d = fs("mkdir", pyfuse3.ROOT_INODE, b"d", stat.S_IFDIR | 0o755, fs.ctx).st_ino
+    attr = pyfuse3.EntryAttributes()
+    attr.st_mtime_ns = OLD_NS
+    a = fs("setattr", d, attr, fs.setattr_fields(mtime=True), None, fs.ctx)
+    assert a.st_mtime_ns == OLD_NS and a.st_ctime_ns > OLD_NS
+    assert fs("getattr", d, fs.ctx).st_mtime_ns == OLD_NS  # now in the daemon's attribute cache
+    fh, _ = fs.create("d/new")  # no version yet: the catalog does not know
+    a = fs("getattr", d, fs.ctx)
+    assert a.st_mtime_ns > OLD_NS and a.st_ctime_ns >= a.st_mtime_ns and a.st_nlink == 1
+    fs("release", fh)
+    fs("setattr", d, attr, fs.setattr_fields(mtime=True), None, fs.ctx)
+    fs("unlink", d, b"new", fs.ctx)
+    assert fs("getattr", d, fs.ctx).st_mtime_ns > OLD_NS
+    listed = dict(fs.listdir(""))
+    assert listed["d"].st_mtime_ns > OLD_NS
 
 
 def test_a_name_that_is_not_utf8_gets_eilseq_from_every_call(fs: Driver) -> None:
