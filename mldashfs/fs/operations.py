@@ -406,6 +406,7 @@ class Operations(pyfuse3.Operations):
                 # A file created through the mount and still open has no version yet: move its inode only.
                 if ino is None or not any(w.created for w in self.files.writers.get(ino, [])):
                     raise
+                self.store.check_new_path(dst, is_file=True)  # refused now, not at its commit
                 if not replace and self.tree.exists(dst):
                     raise pyfuse3.FUSEError(errno.EEXIST) from None
             self.inodes.move(src, dst)

@@ -94,5 +94,8 @@ def test_a_create_whose_store_path_would_be_too_long_gets_enametoolong_at_once(f
     assert room < 255  # a name the store path limit refuses, not the name limit
     assert fs.errno("create", ino, b"n" * (room + 1), stat.S_IFREG | 0o644, os.O_WRONLY, fs.ctx) == errno.ENAMETOOLONG
     assert fs.errno("mkdir", ino, b"n" * (room + 1), stat.S_IFDIR | 0o755, fs.ctx) == errno.ENAMETOOLONG
+    fh, _ = fs.create(f"{parent}/new")  # open, no version yet: its rename is refused too
+    assert fs.errno("rename", ino, b"new", ino, b"n" * (room + 1), 0, fs.ctx) == errno.ENAMETOOLONG
+    fs("release", fh)
     fs.write_file(f"{parent}/" + "n" * room, b"fits")
     assert store.read_bytes(store.latest(f"{EXPERIMENT}/{parent}/" + "n" * room)) == b"fits"
