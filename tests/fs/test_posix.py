@@ -99,6 +99,14 @@ def test_a_writer_of_an_unlinked_file_does_not_bring_it_back_at_close(work: Path
         f.flush()
         assert os.fstat(f.fileno()).st_nlink == 0
     assert os.listdir(work) == [] and stored(mount, work) == []
+    with open(work / "out.txt", "wb") as f:  # a new file of the same name meanwhile keeps its own bytes
+        f.write(b"old writer")
+        f.flush()
+        os.unlink(work / "out.txt")
+        (work / "out.txt").write_bytes(b"new file")
+        f.write(b", more")
+    assert (work / "out.txt").read_bytes() == b"new file"
+    assert stored(mount, work) == [f"{EXPERIMENT}/{work.name}/out.txt"]
 
 
 OLD_NS = 1_600_000_000 * 10**9
