@@ -43,6 +43,20 @@ def default_cache_dir(location: str, mongo: str) -> str:
     return os.path.join(base, "mldashfs", digest)
 
 
+def cache_folder(location: str, mongo: str | None, cache_dir: str | None) -> str:
+    """The cache folder of a remote store: `cache_dir`, else $ML_DASH_CACHE_DIR, else the default."""
+    mongo = mongo or os.environ.get("ML_DASH_MONGO_URI") or ""
+    return os.path.abspath(cache_dir or os.environ.get("ML_DASH_CACHE_DIR") or default_cache_dir(location, mongo))
+
+
+def state_folder(location: str | os.PathLike[str], mongo: str | None = None, cache_dir: str | None = None,
+                 **_: object) -> str:
+    """Where this machine keeps the store's own files (logs among them): the store's internal folder,
+    or a remote store's cache folder."""
+    loc = os.fspath(location)
+    return cache_folder(loc, mongo, cache_dir) if is_remote(loc) else os.path.join(os.path.abspath(loc), INTERNAL)
+
+
 def open_store(location: str | os.PathLike[str], *, create: bool = True, mongo: str | None = None,
                cache_dir: str | None = None,
                cache_size: int | str | None = None, s3_endpoint: str | None = None,
@@ -62,8 +76,7 @@ def open_store(location: str | os.PathLike[str], *, create: bool = True, mongo: 
     from .remote_store import open_remote
 
     size = parse_size(cache_size if cache_size is not None else os.environ.get("ML_DASH_CACHE_SIZE", DEFAULT_CACHE_SIZE))
-    folder = cache_dir or os.environ.get("ML_DASH_CACHE_DIR") or default_cache_dir(loc, mongo)
-    return open_remote(loc, mongo, os.path.abspath(folder), size,
+    return open_remote(loc, mongo, cache_folder(loc, mongo, cache_dir), size,
                        s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"), upload_workers, metadata_ttl)
 
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from .records import Dir, Entry, Stat, Version
+from .records import DIR_MODE, Dir, Entry, Stat, Version
 
 
 class Catalog(ABC):
@@ -86,8 +86,9 @@ class Catalog(ABC):
         """Soft-delete one version; the file's newest version becomes the one before."""
 
     @abstractmethod
-    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool) -> None:
-        """Make an explicit (kept while empty) directory."""
+    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
+        """Make an explicit (kept while empty) directory with permission bits `mode` (implied parents
+        get DIR_MODE; an existing directory keeps its own)."""
 
     @abstractmethod
     def rmdir(self, path: str) -> None:

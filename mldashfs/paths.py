@@ -17,6 +17,11 @@ NAME_MAX = 255
 #: out dot files; it is found by name, and a listing of it or below it shows everything.
 RUN_DATA = ".ml_dash"
 _RUN_DATA_ONLY = frozenset({RUN_DATA})
+#: Longest store path (UTF-8 bytes) a create, mkdir or rename may make. A local blob lives at
+#: `{root}/{ns}/{proj}/{exp}/files/{prefix}/{id}/{name}`, at most 27 bytes more than its store path
+#: (`/files`, and `/` plus an id of up to 20 digits), so the blob path fits Linux's PATH_MAX (4096,
+#: with its NUL) for any store folder up to 3,000 bytes long, wherever the store is.
+STORE_PATH_MAX = 1024
 
 
 def check_name(name: str) -> str:

@@ -433,7 +433,7 @@ class SqliteCatalog(Catalog):
             c.execute("UPDATE versions SET deleted_at=? WHERE id=?", (now, vid))
             self._refresh_latest(c, r[0], now)
 
-    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool) -> None:
+    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
         with self._tx() as c:
             kind = self._kind(c, path)
             if kind == "file":
@@ -453,7 +453,7 @@ class SqliteCatalog(Catalog):
                 self._ensure_parents(c, path, now)
             c.execute(
                 "INSERT INTO dirs(path, parent, name, explicit, mtime, mode) VALUES (?,?,?,1,?,?)",
-                (path, parent, name, now, DIR_MODE),
+                (path, parent, name, now, mode),
             )
             self._touch(c, parent, now)
 

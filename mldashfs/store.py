@@ -9,6 +9,7 @@ catalog row is committed. Commit order and what a crash at each point leaves beh
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mimetypes
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake, parse_id
-from .records import FILE_MODE, Dir, Entry, Stat, Version
+from .records import DIR_MODE, FILE_MODE, Dir, Entry, Stat, Version
 from .staging import Staged, Staging, Writer
 
 if TYPE_CHECKING:
@@ -179,12 +180,15 @@ class Store:
 
     @staticmethod
     def check_new_path(path: str, is_file: bool) -> str:
-        """A path something is about to be created at: valid, not reserved, files inside an experiment.
+        """A path something is about to be created at: valid, not reserved, at most STORE_PATH_MAX
+        bytes, files inside an experiment.
 
         Front ends call it to refuse a create before any byte is staged (e.g. FUSE `create`)."""
         p = paths.check_path(path)
         if p == "":
             raise InvalidPath("the store root cannot be written")
+        if len(p.encode("utf-8", "surrogateescape")) > paths.STORE_PATH_MAX:
+            raise InvalidPath(f"path longer than {paths.STORE_PATH_MAX} bytes: {p[:40]!r}...", errno.ENAMETOOLONG)
         parts = p.split("/")
         if parts[0] == INTERNAL:
             raise InvalidPath(f"{INTERNAL!r} is reserved for the store's own files")
@@ -479,8 +483,9 @@ class Store:
     def delete_version(self, vid: int | str) -> None:
         self.catalog.delete_version(self.get_version(vid).id, time.time())
 
-    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
-        self.catalog.mkdir(self.check_new_path(path, is_file=False), time.time(), parents, exist_ok)
+    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False, mode: int = DIR_MODE) -> None:
+        """Make directory `path` with permission bits `mode` (mkdir(2)'s; implied parents get DIR_MODE)."""
+        self.catalog.mkdir(self.check_new_path(path, is_file=False), time.time(), parents, exist_ok, mode & 0o7777)
 
     def rmdir(self, path: str) -> None:
         self.catalog.rmdir(self._path(path))
@@ -491,7 +496,20 @@ class Store:
         if isinstance(kind, Version):
             self.catalog.rename_file(s, self.check_new_path(dst, is_file=True), self._ids.next(), time.time(), replace)
         else:
-            self.catalog.rename_dir(s, self.check_new_path(dst, is_file=False), time.time(), replace)
+            d = self.check_new_path(dst, is_file=False)
+            self._check_moved_lengths(s, d)
+            self.catalog.rename_dir(s, d, time.time(), replace)
+
+    def _check_moved_lengths(self, src: str, dst: str) -> None:
+        """ENAMETOOLONG if moving directory `src` to `dst` would make a file's path below it longer
+        than STORE_PATH_MAX (a longer `dst` only; it reads every file path below `src`)."""
+        grow = len(dst.encode("utf-8", "surrogateescape")) - len(src.encode("utf-8", "surrogateescape"))
+        if grow <= 0:
+            return
+        for v in self.catalog.iter_files(src):
+            if len(v.path.encode("utf-8", "surrogateescape")) + grow > paths.STORE_PATH_MAX:
+                raise InvalidPath(f"moving {src!r} to {dst!r} would make {v.path!r} longer than "
+                                  f"{paths.STORE_PATH_MAX} bytes", errno.ENAMETOOLONG)
 
     def gc(self) -> int:
         """Reclaim the bytes that only deleted versions reference; returns bytes freed."""

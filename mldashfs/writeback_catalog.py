@@ -27,7 +27,7 @@ from .catalog import Catalog
 from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, WouldBlock
 from .journal import Journal
 from .paths import join, split
-from .records import Dir, Entry, Stat, Version
+from .records import DIR_MODE, Dir, Entry, Stat, Version
 from .writeback import WriteBack
 
 #: Seconds a remote answer is reused (the bound on how late another machine's change shows here).
@@ -216,14 +216,14 @@ class WriteBackCatalog(Catalog):
             self.remote.delete_version(vid, now)
         self._changed()
 
-    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool) -> None:
+    def mkdir(self, path: str, now: float, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
         parent = split(path)[0]
         implied = parent != "" and self.remote.get_dir(parent) is None and self.journal.any_below(parent)
         if self.journal.latest(path) is not None:
             raise AlreadyExists(f"{path!r} exists and is a file")
         if self.journal.any_below(path) and not exist_ok:
             raise AlreadyExists(f"directory {path!r} exists")
-        self.remote.mkdir(path, now, parents or implied, exist_ok or self.journal.any_below(path))
+        self.remote.mkdir(path, now, parents or implied, exist_ok or self.journal.any_below(path), mode)
         self._changed()
 
     def rmdir(self, path: str) -> None:

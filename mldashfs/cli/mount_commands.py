@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import logging.handlers
 import os
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from ..errors import StoreError
 from ..paths import check_experiment
 
 LEVELS = ("debug", "info", "warning", "error")
+#: The default log file (see `default_log_file`) rolls over at this size, keeping LOG_BACKUPS old ones.
+LOG_BYTES = 10 << 20
+LOG_BACKUPS = 3
 #: mount(8) options that mean nothing to mldashfs and are dropped.
 IGNORED = {"rw", "defaults", "auto", "noauto", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
            "async", "atime", "noatime", "relatime", "user", "users", "nofail", "_netdev"}
@@ -33,7 +37,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--experiment", metavar="NS/PROJECT/EXP", help="show only this experiment at the mount root")
     p.add_argument("-f", "--foreground", action="store_true", help="serve in this process (default: background)")
-    p.add_argument("--log-file", metavar="F", help="write the daemon's log here (default: stderr in foreground)")
+    p.add_argument("--log-file", metavar="F", help="write the daemon's log here (default: stderr in the foreground, "
+                   "STORE/.mldashfs/logs/mount-PID.log in the background)")
     p.add_argument("--log-level", choices=LEVELS, default="info")
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount (fuse allow_other)")
     p.add_argument("--no-passthrough", action="store_true",
@@ -86,8 +91,26 @@ def run_file(mountpoint: str) -> str:
     return os.path.join(folder, hashlib.sha1(mountpoint.encode()).hexdigest()[:16] + ".pid")
 
 
-def _setup_logging(log_file: str | None, level: str) -> None:
-    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+def default_log_file(args: argparse.Namespace) -> str:
+    """`{store}/.mldashfs/logs/mount-<pid>.log` (a remote store's: in its cache folder): where a
+    background daemon logs without --log-file."""
+    from ..backends import state_folder
+    from .main import store_options
+
+    folder = os.path.join(state_folder(args.store, **store_options(args)), "logs")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"mount-{os.getpid()}.log")
+
+
+def _setup_logging(log_file: str | None, level: str, rotate: bool = False) -> None:
+    """Log to `log_file` (rotated at LOG_BYTES if `rotate`), or to stderr if None."""
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler()
+    elif rotate:
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS)
+    else:
+        handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -163,7 +186,13 @@ def _background(args: argparse.Namespace, mountpoint: str) -> int:
         os.dup2(null, 0)
         os.dup2(null, 1)
         os.dup2(w, 2)
-        _setup_logging(args.log_file or os.devnull, args.log_level)
+        if args.log_file:
+            _setup_logging(args.log_file, args.log_level)
+        else:
+            try:
+                _setup_logging(default_log_file(args), args.log_level, rotate=True)
+            except OSError:  # no usable store folder: its one-line error reaches the parent through the pipe
+                _setup_logging(os.devnull, args.log_level)
 
         def ready() -> None:
             os.write(w, b"ok\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import time
 
 import pyfuse3
 
@@ -33,7 +34,9 @@ def make(
     a.entry_timeout = TIMEOUT
     a.attr_timeout = TIMEOUT
     a.st_mode = (stat.S_IFDIR if is_dir else stat.S_IFREG) | (mode & 0o7777)
-    a.st_nlink = 2 if is_dir else 1
+    # Folders: 1, as on btrfs. find (gnulib fts) reads a count under 2 as "subfolders unknown" and
+    # looks into every folder; 2 would tell it a folder has no subfolders.
+    a.st_nlink = 1
     a.st_uid = uid
     a.st_gid = gid
     a.st_rdev = 0
@@ -58,3 +61,12 @@ def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False
 def listed(ino: int, st: Stat, uid: int, gid: int) -> pyfuse3.EntryAttributes:
     """Attributes of a stored listing row."""
     return make(ino, is_dir=st.is_dir, size=st.size, mtime=st.mtime, mode=st.mode, uid=uid, gid=gid, ctime=st.ctime)
+
+
+def change(a: pyfuse3.EntryAttributes, mode: int | None = None, mtime: float | None = None) -> None:
+    """Apply a chmod/utime to attributes that live only in memory (a file unlinked while open)."""
+    if mode is not None:
+        a.st_mode = stat.S_IFMT(a.st_mode) | mode
+    if mtime is not None:
+        a.st_mtime_ns = int(mtime * 1e9)
+    a.st_ctime_ns = time.time_ns()

@@ -1,7 +1,8 @@
 """The FUSE error boundary and the hop to worker threads, shared by every handler.
 
 Errors cross into the kernel in one place, `fuse_errors`: the core's StoreError subclasses and
-OSError become their errno, anything unexpected becomes EIO plus a log line with the traceback.
+OSError become their errno, anything unexpected becomes EIO. Every EIO leaves a log line with the
+traceback (the user's errno says nothing of the cause).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from ..errors import AlreadyExists, NotEmpty, NotFound, StoreError
+from ..errors import AlreadyExists, InvalidPath, NotEmpty, NotFound, StoreError
 from ..paths import check_name
 from . import xattrs
 
@@ -36,14 +37,19 @@ def fuse_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except pyfuse3.FUSEError:
             raise
         except StoreError as e:
-            level = logging.DEBUG if isinstance(e, EXPECTED) else logging.INFO
-            log.log(level, "%s: %s (%s)", fn.__name__, e, errno.errorcode.get(e.errno, e.errno))
+            if e.errno == errno.EIO:  # a backend failed: the user sees only EIO, the log says why
+                log.error("%s: %s (EIO)", fn.__name__, e, exc_info=True)
+            else:
+                level = logging.DEBUG if isinstance(e, EXPECTED) else logging.INFO
+                log.log(level, "%s: %s (%s)", fn.__name__, e, errno.errorcode.get(e.errno, e.errno))
             raise pyfuse3.FUSEError(e.errno) from None
         except xattrs.XattrError as e:
             raise pyfuse3.FUSEError(e.errno) from None
         except OSError as e:
-            log.warning("%s: %s", fn.__name__, e)
-            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
+            code = e.errno or errno.EIO
+            log.log(logging.ERROR if code == errno.EIO else logging.WARNING, "%s: %s", fn.__name__, e,
+                    exc_info=code == errno.EIO)
+            raise pyfuse3.FUSEError(code) from None
         except Exception:
             log.exception("%s failed unexpectedly", fn.__name__)
             raise pyfuse3.FUSEError(errno.EIO) from None
@@ -58,8 +64,13 @@ async def run_blocking(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 def decode_name(raw: bytes) -> str:
     """A name from the kernel as a checked str (ENAMETOOLONG/EINVAL for bad ones). Names are UTF-8
-    on both sides, whatever the daemon's locale; bytes that are not UTF-8 survive as surrogates."""
-    return check_name(raw.decode("utf-8", "surrogateescape"))
+    on both sides, whatever the daemon's locale; one that is not valid UTF-8 can never be stored
+    (the catalog keeps text), so it gets EILSEQ at once, from lookup as from create."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPath(f"name is not valid UTF-8: {raw!r}", errno.EILSEQ) from None
+    return check_name(text)
 
 
 def encode_name(name: str) -> bytes:

@@ -5,6 +5,7 @@ Invariants (kept by synchronous methods only, so no `await` can split an update)
 - an inode whose path was unlinked or replaced, or moved away from its page-cache readers (see
   page_cache.py), is *detached*: it keeps its last attributes for the kernel's remaining lookups
   and open handles, and is dropped when its lookup count is 0 (at once if the kernel never had it);
+  one whose path was unlinked or replaced is also *unlinked*: its link count is 0, as on a local disk;
 - inode numbers are never reused, so the FUSE generation number can stay 0.
 
 Each inode costs a few dict entries and no object of its own: a readdir of 100,000 files gives
@@ -31,10 +32,15 @@ class InodeTable:
         self._lookups: dict[int, int] = {pyfuse3.ROOT_INODE: 1}  # the kernel's references, if any
         self._attrs: dict[int, tuple[pyfuse3.EntryAttributes, float]] = {}  # attributes, valid until
         self._children: dict[str, set[str]] = {}  # parent path -> paths below it that have an inode
+        self._unlinked: set[int] = set()  # detached inodes whose path was unlinked or replaced
 
     def path(self, ino: int) -> str | None:
         """The path of `ino`, or None if it is detached or unknown."""
         return self.paths.get(ino)
+
+    def links(self, ino: int) -> int:
+        """`st_nlink` of a file: 0 once its path was unlinked or replaced (handles may keep it open)."""
+        return 0 if ino in self._unlinked else 1
 
     def ino(self, path: str, parent: str | None = None) -> int:
         """The inode of `path` (in directory `parent`, if the caller knows it), allocating one the
@@ -89,6 +95,7 @@ class InodeTable:
             return
         self._lookups.pop(ino, None)
         self._attrs.pop(ino, None)
+        self._unlinked.discard(ino)
         path = self.paths.pop(ino)
         if path is not None and self.inodes.get(path) == ino:
             self._remove(path)
@@ -119,13 +126,19 @@ class InodeTable:
         if entry is not None:
             self._attrs[ino] = (entry[0], 0.0)
 
-    def detach(self, path: str) -> None:
-        """`path` and everything below it are gone: their inodes keep living without a path while the
-        kernel references them; one it never got (readdir stopped at a full buffer) is dropped."""
+    def detach(self, path: str, unlinked: bool = True) -> None:
+        """`path` and everything below it are gone (`unlinked`, or moved to new inodes): their inodes
+        keep living without a path while the kernel references them; one it never got (readdir
+        stopped at a full buffer) is dropped."""
         for p in self._subtree(path):
             ino = self._remove(p)
             if ino in self._lookups:
                 self.paths[ino] = None
+                if unlinked:
+                    self._unlinked.add(ino)
+                    entry = self._attrs.get(ino)
+                    if entry is not None:
+                        entry[0].st_nlink = 0
             else:
                 del self.paths[ino]
                 self._attrs.pop(ino, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from ..staging import Staged
 from ..store import Store
 from . import attributes, xattrs
 from .boundary import decode_name, encode_name, fail, fuse_errors, log, run_blocking
+from .dir_times import DirTimes
 from .directories import DirHandle
 from .handles import HandleTable, ReadHandle, WriteHandle
 from .inodes import InodeTable
@@ -55,6 +57,7 @@ class Operations(pyfuse3.Operations):
         self.tree = Tree(store)
         self.uid, self.gid = os.getuid(), os.getgid()
         self.inodes = InodeTable(root, attr_ttl=attributes.TIMEOUT)
+        self.dir_times = DirTimes()
         self.files = HandleTable()
         self.dirs: dict[int, DirHandle] = {}
         self.cache = PageCache()
@@ -86,8 +89,32 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT)
         else:
             a = attributes.of(ino, obj, self.uid, self.gid, read_only=parse_lenient(path) is not None)
+        if stat.S_ISDIR(a.st_mode):
+            self.dir_times.apply(ino, a)
+        else:
+            a.st_nlink = self.inodes.links(ino)
         self.inodes.remember(ino, a)
         return a
+
+    def _entries_changed(self, *dirs: int) -> None:
+        """Entries of folders `dirs` were created, removed or renamed through the mount: their mtime
+        and ctime are now (the kernel drops its own copy of their attributes after such a call)."""
+        now = time.time_ns()
+        for ino in dirs:
+            self.dir_times.entries_changed(ino, now)
+            self.inodes.invalidate(ino)
+
+    def _unlinked_attrs(self, ino: int) -> pyfuse3.EntryAttributes:
+        """Attributes of an inode whose path is gone while handles keep it open (fstat after unlink):
+        its open writer's, else those last sent, else those of the version a handle holds."""
+        if self.files.uncommitted_writer(ino) is None:
+            cached = self.inodes.cached(ino)  # a detached inode's are kept however old
+            if cached is not None:
+                return cached
+        for h in self.files.handles.values():
+            if h.ino == ino:
+                return self._attrs(ino, h.version if isinstance(h, ReadHandle) else h.base, "")
+        raise pyfuse3.FUSEError(errno.ENOENT)
 
     async def _entry(self, path: str) -> pyfuse3.EntryAttributes:
         """Look `path` up (store or an open writer) and count one kernel reference to it."""
@@ -121,6 +148,8 @@ class Operations(pyfuse3.Operations):
             self.inodes.forget(ino, n)
             if self.inodes.path(ino) is None and ino not in self.files.writers:
                 self.cache.forget(ino)
+            if ino not in self.inodes.paths:
+                self.dir_times.forget(ino)
 
     @fuse_errors
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -128,7 +157,9 @@ class Operations(pyfuse3.Operations):
             cached = self.inodes.cached(inode)
             if cached is not None:
                 return cached
-        path = self._path(inode)
+        path = self.inodes.path(inode)
+        if path is None:
+            return self._unlinked_attrs(inode)
         try:
             obj: Version | Dir | None = self.tree.resolve(path)
         except NotFound:
@@ -166,7 +197,7 @@ class Operations(pyfuse3.Operations):
         new inode at its next lookup: the kernel cuts such readers at the inode's size, so a writer's
         O_TRUNC, a truncate or a newer version must never reach `ino`. Returns the attributes it keeps."""
         kept = self._attrs(ino, self.cache.cached_version(ino), path)
-        self.inodes.detach(path)
+        self.inodes.detach(path, unlinked=False)
         if for_writer:
             self.cache.moved(path)
         log.debug("%s leaves inode %d to its page-cache readers", path, ino)
@@ -182,8 +213,8 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        path = self._path(inode)
-        if parse_lenient(path) is not None:
+        path = self.inodes.path(inode)  # None: unlinked while open (ftruncate, fchmod of the descriptor)
+        if path is not None and parse_lenient(path) is not None:
             raise fail(errno.EROFS, "setattr %s: the .versions view is read-only", path)
         if (fields.update_uid and attr.st_uid != self.uid) or (fields.update_gid and attr.st_gid != self.gid):
             raise fail(errno.EPERM, "setattr %s: changing the owner is not supported", path)
@@ -192,6 +223,8 @@ class Operations(pyfuse3.Operations):
         if fields.update_size:
             if writer is not None:
                 await self._truncate(writer, attr.st_size)
+            elif path is None:
+                raise pyfuse3.FUSEError(errno.ENOENT)
             else:
                 self._refuse_if_cached(inode, path)  # truncate(2) looks the path up again on ESTALE
                 await run_blocking(self.tree.truncate, path, attr.st_size)
@@ -203,10 +236,12 @@ class Operations(pyfuse3.Operations):
             changes["mtime"] = attr.st_mtime_ns / 1e9
         if changes:
             await self._set_attrs(inode, path, changes)
+            self.dir_times.attrs_changed(inode, time.time_ns(), mtime_set=fields.update_mtime)
         return await self.getattr(inode, ctx)
 
-    async def _set_attrs(self, inode: int, path: str, changes: dict[str, Any]) -> None:
-        """mtime/mode: on the newest version, and kept for an open writer's commit (under its lock)."""
+    async def _set_attrs(self, inode: int, path: str | None, changes: dict[str, Any]) -> None:
+        """mtime/mode: on the newest version, and kept for an open writer's commit (under its lock);
+        for a file unlinked while open (`path` None), only in the attributes its handles see."""
         pending = self.files.uncommitted_writer(inode)
         only_pending = False
         if pending is not None:
@@ -214,7 +249,11 @@ class Operations(pyfuse3.Operations):
                 if pending.uncommitted:
                     pending.attrs.update(changes)
                     only_pending = pending.created
-        if not only_pending:
+        if path is None:
+            kept = self.inodes.cached(inode)
+            if kept is not None:
+                attributes.change(kept, **changes)
+        elif not only_pending:
             await run_blocking(self.store.set_attrs, path, **changes)
         self.inodes.invalidate(inode)
 
@@ -254,6 +293,7 @@ class Operations(pyfuse3.Operations):
                         # a stored row: attributes made with the fetch; the daemon caches none (the
                         # kernel does, and a later getattr asks the Store)
                         a.st_ino = ino
+                        self.dir_times.apply(ino, a)
                     else:
                         try:
                             a = self._listed_attrs(ino, obj, path)
@@ -302,7 +342,8 @@ class Operations(pyfuse3.Operations):
         path = child(self._path(parent_inode), decode_name(name))
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "mkdir %s: the .versions view is read-only", path)
-        await run_blocking(self.store.mkdir, path)
+        await run_blocking(self.store.mkdir, path, mode=mode & ~ctx.umask)
+        self._entries_changed(parent_inode)
         return await self._entry(path)
 
     @fuse_errors
@@ -312,6 +353,7 @@ class Operations(pyfuse3.Operations):
             raise fail(errno.EROFS, "rmdir %s: the .versions view is read-only", path)
         await run_blocking(self.store.rmdir, path)
         self.inodes.detach(path)
+        self._entries_changed(parent_inode)
 
     # -- names -----------------------------------------------------------------------------
 
@@ -322,6 +364,7 @@ class Operations(pyfuse3.Operations):
         if vp is not None:
             await run_blocking(self.tree.delete_version, vp)
             self.inodes.detach(path)
+            self._entries_changed(parent_inode)
             return
         ino = self.inodes.inodes.get(path)
         async with self._writers_settled(ino):
@@ -331,6 +374,7 @@ class Operations(pyfuse3.Operations):
                 if ino is None or not any(w.created for w in self.files.writers.get(ino, [])):
                     raise
             self.inodes.detach(path)
+            self._entries_changed(parent_inode)
 
     @contextlib.asynccontextmanager
     async def _writers_settled(self, ino: int | None) -> AsyncIterator[None]:
@@ -362,9 +406,11 @@ class Operations(pyfuse3.Operations):
                 # A file created through the mount and still open has no version yet: move its inode only.
                 if ino is None or not any(w.created for w in self.files.writers.get(ino, [])):
                     raise
+                self.store.check_new_path(dst, is_file=True)  # refused now, not at its commit
                 if not replace and self.tree.exists(dst):
                     raise pyfuse3.FUSEError(errno.EEXIST) from None
             self.inodes.move(src, dst)
+            self._entries_changed(parent_inode_old, parent_inode_new)
 
     @fuse_errors
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
@@ -413,6 +459,8 @@ class Operations(pyfuse3.Operations):
         fh = self.files.add(w)
         a = self._attrs(ino, base, path)
         self.inodes.looked_up(ino)
+        if base is None:
+            self._entries_changed(parent_inode)
         return self._info(fh, w.cache), a
 
     @staticmethod
@@ -533,7 +581,8 @@ class Operations(pyfuse3.Operations):
     def _stage(self, w: WriteHandle) -> Staged:
         """`w`'s staged file, made on first use (cheap: the copy of its base is made lazily)."""
         if w.staged is None:
-            w.staged = self.store.stage(w.base, split(self._path(w.ino))[1])
+            path = self.inodes.path(w.ino)
+            w.staged = self.store.stage(w.base, split(path)[1] if path is not None else None)
             w.copied = w.base is None
         return w.staged
 
@@ -563,12 +612,10 @@ class Operations(pyfuse3.Operations):
     async def _commit(self, w: WriteHandle) -> None:
         """Make `w`'s bytes the newest version of its path (caller holds `w.lock`)."""
         path = self.inodes.path(w.ino)
+        if path is None:  # unlinked or replaced while open: nothing is stored; the bytes stay readable
+            return  # through the handle until its release discards them
         staged = self._stage(w)
         w.staged = None
-        if path is None:  # unlinked or replaced while open: its bytes go nowhere
-            await run_blocking(staged.discard)
-            w.pending = False
-            return
         w.committing = staged.size
         try:  # a small file commits here on the loop: a thread hop costs as much as the commit itself
             v = self.store.commit(path, staged, **w.changes, **w.attrs, nowait=True)
@@ -599,7 +646,7 @@ class Operations(pyfuse3.Operations):
                 handle.close()
                 return
             async with handle.lock:
-                if handle.uncommitted:
+                if handle.uncommitted and self.inodes.path(handle.ino) is not None:
                     await self._commit(handle)
                 elif handle.staged is not None:
                     staged, handle.staged = handle.staged, None

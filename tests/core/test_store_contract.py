@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -12,6 +13,7 @@ import pytest
 
 from mldashfs import errors
 from mldashfs.catalog import Catalog
+from mldashfs.paths import STORE_PATH_MAX
 from mldashfs.records import Dir, Stat, Version
 from mldashfs.store import Store
 from tests.page_cache import resident_pages
@@ -223,6 +225,31 @@ def test_deleted_since_tells_recent_deletions_of_a_path(store: Store) -> None:
     assert not store.deleted_since(other, before)
     store.gc()  # gc forgets deleted versions, and with them when they were deleted
     assert not store.deleted_since(p, before)
+
+
+def test_mkdir_keeps_its_mode_across_a_reopen_and_implied_parents_get_the_default(store: Store, open_store) -> None:
+    store.mkdir(f"{E}/a/private", parents=True, mode=0o700)
+    store.mkdir(f"{E}/a/private", exist_ok=True, mode=0o777)  # an existing directory keeps its mode
+    again = open_store()
+    assert again.stat(f"{E}/a/private").mode == 0o700
+    assert again.stat(f"{E}/a").mode == 0o755
+
+
+def test_paths_over_the_store_path_limit_are_refused_wherever_the_store_is(store: Store) -> None:
+    top = f"{E}/" + "/".join(["d" * 200] * 4)  # 818 bytes
+    name = "n" * (STORE_PATH_MAX - len(top) - 1)
+    store.put_bytes(f"{top}/{name}", b"fits")  # exactly STORE_PATH_MAX bytes
+    assert store.read_bytes(store.latest(f"{top}/{name}")) == b"fits"
+    for make in (lambda p: store.put_bytes(p, b"x"), lambda p: store.mkdir(p, parents=True),
+                 lambda p: store.rename(f"{top}/{name}", p)):
+        with pytest.raises(errors.InvalidPath) as e:
+            make(f"{top}/{name}x")
+        assert e.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(errors.InvalidPath) as e:  # the directory fits, a file below it would not
+        store.rename(f"{E}/" + "d" * 200, f"{E}/" + "e" * 201)
+    assert e.value.errno == errno.ENAMETOOLONG
+    assert [v.path for v in store.list(E)] == [f"{top}/{name}"]
+    store.rename(f"{E}/" + "d" * 200, f"{E}/" + "e" * 200)  # same length: fine
 
 
 def test_mkdir_rmdir_and_explicit_dirs_survive_reopen(store: Store, open_store) -> None:

@@ -107,6 +107,28 @@ def test_background_mount_returns_when_ready_and_umount_commits_and_stops(tmp_pa
         _ensure_unmounted(mp)
 
 
+def test_a_background_mount_logs_in_the_store_and_every_eio_leaves_a_traceback(tmp_path: Path) -> None:
+    require_fuse()
+    mp, store = tmp_path / "mnt", tmp_path / "store"
+    mp.mkdir()
+    try:
+        res = subprocess.run([*CLI, "mount", "--store", str(store), "--experiment", EXP, str(mp)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        pid = int(Path(run_file(str(mp))).read_text())
+        log = store / ".mldashfs" / "logs" / f"mount-{pid}.log"
+        assert "mounted" in log.read_text()
+        (store / EXP).mkdir(parents=True)
+        (store / EXP / "files").write_text("a file where the blobs' folder belongs")  # every commit fails
+        with pytest.raises(OSError) as e:
+            (mp / "a.txt").write_bytes(b"hello")
+        assert e.value.errno == errno.EIO
+        text = log.read_text()
+        assert "ERROR" in text and "Traceback" in text and "cannot store the bytes" in text, text
+    finally:
+        _ensure_unmounted(mp)
+
+
 def test_umount_refuses_while_a_file_is_open_then_commits_after_close(tmp_path: Path) -> None:
     with mounted(tmp_path / "store", tmp_path / "mnt", experiment=EXP) as m:
         f = open(m.path / "open.bin", "wb")
