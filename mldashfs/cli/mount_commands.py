@@ -94,10 +94,13 @@ def run_file(mountpoint: str) -> str:
 def default_log_file(args: argparse.Namespace) -> str:
     """`{store}/.mldashfs/logs/mount-<pid>.log` (a remote store's: in its cache folder): where a
     background daemon logs without --log-file."""
-    from ..backends import state_folder
+    from ..backends import is_remote, state_folder
     from .main import store_options
 
-    folder = os.path.join(state_folder(args.store, **store_options(args)), "logs")
+    state = state_folder(args.store, **store_options(args))
+    if not is_remote(args.store) and not args.create and not os.path.isdir(state):
+        raise FileNotFoundError(f"no store at {args.store}")  # never make a store for its log
+    folder = os.path.join(state, "logs")
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, f"mount-{os.getpid()}.log")
 

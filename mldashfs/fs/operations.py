@@ -13,8 +13,8 @@ import errno
 import os
 import stat
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 import pyfuse3
 import trio
@@ -35,6 +35,8 @@ from .page_cache import CacheMode, PageCache
 from .passthrough import Backings
 from .tree import Tree
 from .versions_view import child, parse_lenient
+
+R = TypeVar("R")
 
 #: Writes up to this size (every FUSE write: max_write is 1 MiB) go straight to the staged file from
 #: the trio loop: a pwrite into the page cache costs less than a thread hop (measured: 1 GiB in 2.1 s
@@ -116,11 +118,19 @@ class Operations(pyfuse3.Operations):
                 return self._attrs(ino, h.version if isinstance(h, ReadHandle) else h.base, "")
         raise pyfuse3.FUSEError(errno.ENOENT)
 
+    async def _meta(self, fn: Callable[..., R], *args: Any) -> R:
+        """Call `fn` (a catalog read) on the loop when the catalog answers in microseconds (local
+        SQLite: no checkpoint, so no other handler runs in between), else in a worker thread (a
+        remote catalog may wait on the network, and the mount must stay responsive meanwhile)."""
+        if self.store.remote:
+            return await run_blocking(fn, *args)
+        return fn(*args)
+
     async def _entry(self, path: str) -> pyfuse3.EntryAttributes:
         """Look `path` up (store or an open writer) and count one kernel reference to it."""
         ino = self.inodes.inodes.get(path)
         try:
-            obj: Version | Dir | None = self.tree.resolve(path)
+            obj: Version | Dir | None = await self._meta(self.tree.resolve, path)
         except NotFound:
             if ino is None or self.files.uncommitted_writer(ino) is None:
                 raise
@@ -161,7 +171,7 @@ class Operations(pyfuse3.Operations):
         if path is None:
             return self._unlinked_attrs(inode)
         try:
-            obj: Version | Dir | None = self.tree.resolve(path)
+            obj: Version | Dir | None = await self._meta(self.tree.resolve, path)
         except NotFound:
             obj = None
         if self._outdated(inode, obj):
@@ -262,7 +272,7 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         path = self._path(inode)
-        obj = self.tree.resolve(path)
+        obj = await self._meta(self.tree.resolve, path)
         if not isinstance(obj, Dir):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         extra = [self.inodes.path(i) for i, ws in self.files.writers.items() if any(w.created for w in ws)]
@@ -407,7 +417,7 @@ class Operations(pyfuse3.Operations):
                 if ino is None or not any(w.created for w in self.files.writers.get(ino, [])):
                     raise
                 self.store.check_new_path(dst, is_file=True)  # refused now, not at its commit
-                if not replace and self.tree.exists(dst):
+                if not replace and await self._meta(self.tree.exists, dst):
                     raise pyfuse3.FUSEError(errno.EEXIST) from None
             self.inodes.move(src, dst)
             self._entries_changed(parent_inode_old, parent_inode_new)
@@ -445,7 +455,7 @@ class Operations(pyfuse3.Operations):
         path = child(self._path(parent_inode), decode_name(name))
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "create %s: the .versions view is read-only", path)
-        base = self.store.latest_or_none(path)
+        base = await self._meta(self.store.latest_or_none, path)
         if base is None:
             self.store.check_new_path(path, is_file=True)
         ino = self.inodes.ino(path)
@@ -477,7 +487,7 @@ class Operations(pyfuse3.Operations):
         if vp is not None:
             if writing:
                 raise fail(errno.EROFS, "open %s for writing: versions are read-only", path)
-            obj = self.tree.resolve(path)
+            obj = await self._meta(self.tree.resolve, path)
             if not isinstance(obj, Version):
                 raise pyfuse3.FUSEError(errno.EISDIR)
             return await self._open_reader(inode, path, obj)
@@ -488,7 +498,7 @@ class Operations(pyfuse3.Operations):
         if pending is not None and pending.created:
             version = None
         else:
-            version = self.store.latest(path)
+            version = await self._meta(self.store.latest, path)
         if not writing:
             return await self._open_reader(inode, path, version)
         self._refuse_if_cached(inode, path)  # open(2) looks the path up again on ESTALE
@@ -689,14 +699,14 @@ class Operations(pyfuse3.Operations):
 
     # -- extended attributes ---------------------------------------------------------------
 
-    def _xattr_target(self, inode: int) -> tuple[dict[str, Any], Version | None, WriteHandle | None]:
+    async def _xattr_target(self, inode: int) -> tuple[dict[str, Any], Version | None, WriteHandle | None]:
         """(editable fields, version, uncommitted writer) of a file; ENOTSUP-style errors for dirs."""
         path = self._path(inode)
         w = self.files.uncommitted_writer(inode)
         if w is not None and w.created:
             obj: Version | Dir | None = None
         else:
-            obj = self.tree.resolve(path)
+            obj = await self._meta(self.tree.resolve, path)
         if isinstance(obj, Dir):
             return {}, None, None
         fields = xattrs.fields_of(obj)
@@ -710,14 +720,14 @@ class Operations(pyfuse3.Operations):
             # security.selinux and system.posix_acl_*: `ls -l` asks for them for every file, but an
             # ENOTSUP makes it remember the whole mount has none (coreutils caches it per device).
             raise pyfuse3.FUSEError(errno.ENOTSUP)
-        fields, version, w = self._xattr_target(inode)
+        fields, version, w = await self._xattr_target(inode)
         if not fields:
             raise pyfuse3.FUSEError(errno.ENODATA)
         return xattrs.get(fields, version if w is None else None, xattrs.decode_name(name))
 
     @fuse_errors
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        fields, version, w = self._xattr_target(inode)
+        fields, version, w = await self._xattr_target(inode)
         return xattrs.names(fields, version if w is None else None) if fields else []
 
     @fuse_errors
@@ -737,12 +747,12 @@ class Operations(pyfuse3.Operations):
         if pending is not None:
             async with pending.lock:
                 if pending.uncommitted:
-                    fields, _, _ = self._xattr_target(inode)
+                    fields, _, _ = await self._xattr_target(inode)
                     changes = xattrs.changed(fields, name, value)
                     xattrs.check(changes)
                     pending.changes.update(changes)
                     return
-        fields, version, _ = self._xattr_target(inode)
+        fields, version, _ = await self._xattr_target(inode)
         if version is None:
             raise fail(errno.ENOTSUP, "xattr %s on a directory: not supported", name)
         changes = xattrs.changed(fields, name, value)

@@ -112,7 +112,7 @@ def test_a_background_mount_logs_in_the_store_and_every_eio_leaves_a_traceback(t
     mp, store = tmp_path / "mnt", tmp_path / "store"
     mp.mkdir()
     try:
-        res = subprocess.run([*CLI, "mount", "--store", str(store), "--experiment", EXP, str(mp)],
+        res = subprocess.run([*CLI, "mount", "--create", "--store", str(store), "--experiment", EXP, str(mp)],
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, res.stderr
         pid = int(Path(run_file(str(mp))).read_text())
