@@ -112,6 +112,8 @@ KILLED = """
 import os, signal, sys
 from mldashfs.store import Store
 s = Store.open(sys.argv[1], mongo=sys.argv[2], cache_dir=sys.argv[3], s3_endpoint=sys.argv[4])
+print("open", flush=True)
+sys.stdin.readline()  # the test makes S3 fail now
 for i in range(3):
     s.put_bytes(f"alice/cv/resnet/ckpt{i}.pt", bytes([i]) * (1 << 20))
 print("saved", flush=True)
@@ -120,11 +122,18 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_versions_a_killed_process_closed_upload_at_the_next_open(remote_store: RemoteStore) -> None:
-    remote_store.server.fault(503, seconds=30)  # nothing can upload before the kill
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED), remote_store.location, remote_store.mongo,
-                        str(remote_store.cache("a")), remote_store.endpoint], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == -9 and "saved" in r.stdout, r.stderr
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED), remote_store.location, remote_store.mongo,
+                          str(remote_store.cache("a")), remote_store.endpoint], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "open\n", p.stderr.read() if p.stderr else ""
+        remote_store.server.fault(503, seconds=30)  # nothing can upload before the kill
+        out, err = p.communicate("go\n", timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == -9 and "saved" in out, err
     remote_store.server.clear_faults()
     b = remote_store.open("b")
     assert b.latest_or_none(f"{E}/ckpt0.pt") is None
