@@ -26,13 +26,15 @@ def make(
     gid: int,
     ctime: float | None = None,
 ) -> pyfuse3.EntryAttributes:
-    """Attributes with the mount's owner, 1 MiB block size and short kernel cache times."""
+    """Attributes with the mount's owner, 1 MiB block size and short kernel cache times; a file's
+    `mode` may carry S_IFLNK (a link version, see records.LINK_MODE), else it is a regular file."""
     a = pyfuse3.EntryAttributes()
     a.st_ino = ino
     a.generation = 0
     a.entry_timeout = TIMEOUT
     a.attr_timeout = TIMEOUT
-    a.st_mode = (stat.S_IFDIR if is_dir else stat.S_IFREG) | (mode & 0o7777)
+    kind = stat.S_IFDIR if is_dir else stat.S_IFLNK if stat.S_ISLNK(mode) else stat.S_IFREG
+    a.st_mode = kind | (mode & 0o7777)
     a.st_nlink = 2 if is_dir else 1
     a.st_uid = uid
     a.st_gid = gid
@@ -46,11 +48,11 @@ def make(
 
 
 def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False) -> pyfuse3.EntryAttributes:
-    """Attributes of a stored version or directory; `read_only` for the `.versions` view."""
+    """Attributes of a stored version (file or link) or directory; `read_only` for the `.versions` view."""
     if isinstance(obj, Dir):
         mode = 0o555 if read_only else obj.mode
         return make(ino, is_dir=True, size=0, mtime=obj.mtime, mode=mode, uid=uid, gid=gid)
-    mode = 0o444 if read_only else obj.mode
+    mode = 0o444 if read_only and not obj.is_link else obj.mode  # a link's 0o777 is no permission
     return make(ino, is_dir=False, size=obj.size, mtime=obj.mtime, mode=mode, uid=uid, gid=gid,
                 ctime=max(obj.updated_at, obj.mtime))
 
@@ -58,3 +60,10 @@ def of(ino: int, obj: Version | Dir, uid: int, gid: int, read_only: bool = False
 def listed(ino: int, st: Stat, uid: int, gid: int) -> pyfuse3.EntryAttributes:
     """Attributes of a stored listing row."""
     return make(ino, is_dir=st.is_dir, size=st.size, mtime=st.mtime, mode=st.mode, uid=uid, gid=gid, ctime=st.ctime)
+
+
+def file_type(obj: Version | Dir) -> int:
+    """What `of` shows `obj` as: S_IFDIR, S_IFLNK or S_IFREG (a kernel inode keeps one type for life)."""
+    if isinstance(obj, Dir):
+        return stat.S_IFDIR
+    return stat.S_IFLNK if obj.is_link else stat.S_IFREG
