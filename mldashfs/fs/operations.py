@@ -169,9 +169,9 @@ class Operations(pyfuse3.Operations):
         return cached is not None and (not isinstance(obj, Version) or obj.id != cached.id)
 
     def _type_changed(self, ino: int, obj: Version | Dir | None) -> bool:
-        """Whether `path`'s newest is of another file type (file, link, directory) than the kernel holds
-        for `ino`: a kernel inode never changes type (it calls one that does bad: EIO), so the path
-        then gets a new inode, as after an rm and a create (another process replaced it)."""
+        """Whether `obj`, what `ino`'s path is now, has another file type (file, link, directory) than
+        the kernel holds for `ino`: a kernel inode never changes type (it calls one that does bad:
+        EIO), so the path then gets a new inode, as after an rm and a create by another process."""
         sent = self.inodes.sent_type(ino)
         return sent is not None and obj is not None and sent != attributes.file_type(obj)
 
@@ -386,7 +386,9 @@ class Operations(pyfuse3.Operations):
         path = child(self._path(parent_inode), decode_name(name))
         if parse_lenient(path) is not None:
             raise fail(errno.EROFS, "symlink %s: the .versions view is read-only", path)
-        if self.tree.exists(path):  # the kernel checked its own dentries; another process may have been first
+        # The kernel holds the parent directory's lock across symlink, so only another process (the SDK)
+        # can come between this check and the commit; its file then keeps its history under the link.
+        if self.tree.exists(path):
             raise pyfuse3.FUSEError(errno.EEXIST)
         await run_blocking(self.store.symlink, path, target)
         return await self._entry(path)
