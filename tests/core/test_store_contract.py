@@ -412,3 +412,22 @@ def test_staged_bytes_spill_from_memory_to_a_file(store: Store) -> None:
     st.write(3, b"d")
     assert store.read_bytes(store.commit(f"{E}/small.bin", st)) == b"abcd"
     assert os.listdir(store.staging.folder) == []
+
+
+def test_a_symlink_is_a_version_whose_bytes_are_its_target(store: Store) -> None:
+    link = store.symlink(f"{E}/latest.pt", "../ckpt/best.pt", tags=["best"])
+    again = store.latest(f"{E}/latest.pt")
+    assert again == link and again.is_link and again.size == len("../ckpt/best.pt")
+    assert store.link_target(again) == "../ckpt/best.pt" and again.content_type == "inode/symlink"
+    assert [st.mode for st in store.list_stats(E)] == [link.mode]  # the type survives the catalog
+    store.set_attrs(f"{E}/latest.pt", mtime=1_600_000_000, mode=0o600)
+    assert store.latest(f"{E}/latest.pt").is_link and store.latest(f"{E}/latest.pt").mtime == 1_600_000_000
+    plain = store.put_bytes(f"{E}/latest.pt", b"bytes")  # a file over a link never inherits its mode
+    assert not plain.is_link and plain.mode == 0o644
+    store.rename(f"{E}/latest.pt", f"{E}/moved.pt")
+    assert [v.is_link for v in store.history(f"{E}/moved.pt")] == [True, False]
+    with pytest.raises(errors.InvalidValue):
+        store.link_target(plain)
+    for bad in ("", "a\x00b"):
+        with pytest.raises(errors.InvalidValue):
+            store.symlink(f"{E}/bad", bad)
