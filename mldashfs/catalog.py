@@ -14,6 +14,15 @@ from typing import Any
 from .records import DIR_MODE, Dir, Entry, Stat, Version
 
 
+class NewerExists(Exception):
+    """An insert found the path's newest version at an id at or above the new one (another process
+    made it in the same millisecond): the version must take an id above `newest` and try again."""
+
+    def __init__(self, newest: int) -> None:
+        super().__init__(f"a version with id {newest} is newer")
+        self.newest = newest
+
+
 class Catalog(ABC):
     """Metadata of versions (immutable bytes elsewhere), the live file per path, and directories."""
 
@@ -28,7 +37,7 @@ class Catalog(ABC):
         The fields named in `inherit` ("mode", "description", "tags", "metadata") are taken from the
         path's previous newest version, if there is one, in the same atomic step. Returns the version
         as stored. Raises IsADirectory if the path is a directory, NotADirectory if an ancestor is a
-        file. With `nowait` it raises WouldBlock, having changed nothing, rather than wait (for a lock,
+        file, NewerExists (changing nothing) if the path's newest version has an id >= `v.id`. With `nowait` it raises WouldBlock, having changed nothing, rather than wait (for a lock,
         the network, a checkpoint); backends that always wait raise it every time.
         """
 

@@ -62,9 +62,12 @@ class Snowflake:
     def node(self) -> int:
         return self._node
 
-    def next(self) -> int:
-        """The next id: strictly greater than every id this generator returned before."""
+    def next(self, after: int = -1) -> int:
+        """The next id: strictly greater than every id this generator returned before, and than
+        `after` (another node's id: a version must be newer than the newest it replaces, even when
+        both were made in the same millisecond)."""
         with self._lock:
+            self._last_ms = max(self._last_ms, after >> (NODE_BITS + SEQ_BITS))
             if os.getpid() != self._pid:  # forked child: take a node of its own
                 self._pid = os.getpid()
                 self._node = self._checked(self._claim_node())

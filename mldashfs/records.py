@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import stat
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -10,6 +11,12 @@ from .paths import EXPERIMENT_DEPTH, experiment_of, split
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+#: A symbolic link is a version whose bytes are its target and whose mode carries the file type
+#: (the catalog stores the mode as an int, so links need no column or table of their own; a link's
+#: permission bits are always 0o777, as Linux shows them). Only `Store.symlink` makes one.
+LINK_MODE = stat.S_IFLNK | 0o777
+#: The content type of a link version (the freedesktop.org shared-mime-info name).
+LINK_TYPE = "inode/symlink"
 
 
 def iso(ts: float) -> str:
@@ -34,7 +41,7 @@ class Version:
     created_at: float
     updated_at: float
     mtime: float
-    mode: int
+    mode: int  # permission bits; a link's carry S_IFLNK too (records.LINK_MODE)
     state: str
     key: str
     deleted: bool = False
@@ -60,6 +67,11 @@ class Version:
     def id_str(self) -> str:
         return str(self.id)
 
+    @property
+    def is_link(self) -> bool:
+        """True for a symbolic link: its bytes are the link's target (see LINK_MODE)."""
+        return stat.S_ISLNK(self.mode)
+
     def to_dict(self) -> dict[str, Any]:
         """The SDK's result dict (ids as decimal strings, times as ISO-8601 UTC; `path` is the folder)."""
         return {
@@ -77,6 +89,7 @@ class Version:
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
             "state": self.state,
+            "isLink": self.is_link,
         }
 
 
@@ -115,7 +128,7 @@ class Stat(NamedTuple):
     size: int
     mtime: float
     ctime: float  # the last change of the entry's metadata (xattr edits move it, not mtime)
-    mode: int
+    mode: int  # permission bits; a link's carry S_IFLNK too (records.LINK_MODE)
 
     @classmethod
     def of(cls, e: Entry) -> Stat:

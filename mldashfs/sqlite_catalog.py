@@ -20,7 +20,7 @@ import time
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, NewerExists
 from .errors import (
     AlreadyExists,
     InvalidPath,
@@ -374,6 +374,8 @@ class SqliteCatalog(Catalog):
                 "FROM (SELECT 1) LEFT JOIN files f ON f.path=?1 LEFT JOIN versions v ON v.id=f.latest",
                 (v.path, parent),
             ).fetchone()
+            if latest is not None and latest >= v.id:
+                raise NewerExists(latest)
             if latest is None:
                 if is_dir:
                     raise IsADirectory(f"{v.path!r} is a directory")

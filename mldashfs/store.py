@@ -9,6 +9,7 @@ catalog row is committed. Commit order and what a crash at each point leaves beh
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import globs, paths
 from .blobs import Blobs, LocalCopies, blob_key
-from .catalog import Catalog
+from .catalog import Catalog, NewerExists
 from .errors import (
     InvalidPath,
     InvalidValue,
@@ -35,7 +36,7 @@ from .errors import (
 )
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake, parse_id
-from .records import DIR_MODE, FILE_MODE, Dir, Entry, Stat, Version
+from .records import DIR_MODE, FILE_MODE, LINK_MODE, LINK_TYPE, Dir, Entry, Stat, Version
 from .staging import Staged, Staging, Writer
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 INTERNAL = ".mldashfs"
 #: Largest description or metadata (as JSON) a version may carry, like an xattr value.
 MAX_META_BYTES = 64 * 1024
+#: Longest link target in bytes (Linux's PATH_MAX less the terminating NUL, as symlink(2) takes).
+MAX_LINK_BYTES = 4095
 #: A `nowait` commit takes bytes held in memory up to this size: writing them costs about what the
 #: catalog row does (the mount commits small files on its event loop this way).
 NOWAIT_BYTES = 64 * 1024
@@ -112,6 +115,19 @@ def check_description(description: str | None) -> str | None:
     if len(description.encode("utf-8", "surrogateescape")) > MAX_META_BYTES:
         raise TooLarge(f"description is over {MAX_META_BYTES} bytes")
     return description
+
+
+def check_link_target(target: str | bytes) -> bytes:
+    """A link target as the bytes stored: not empty, no NUL, at most MAX_LINK_BYTES (what symlink(2)
+    accepts); a str is encoded as os.fsencode would on a UTF-8 system."""
+    data = target.encode("utf-8", "surrogateescape") if isinstance(target, str) else target
+    if not isinstance(data, bytes):
+        raise InvalidValue(f"a link target is a string, not {type(target).__name__}")
+    if not data or b"\x00" in data:
+        raise InvalidValue(f"bad link target {target!r}: it must be non-empty and hold no NUL")
+    if len(data) > MAX_LINK_BYTES:
+        raise InvalidPath(f"link target of {len(data)} bytes: the limit is {MAX_LINK_BYTES}", errno.ENAMETOOLONG)
+    return data
 
 
 class Store:
@@ -207,12 +223,18 @@ class Store:
         self, path: str, place: Callable[[str], None], sha256: str, size: int, description: str | None,
         tags: tuple[str, ...], metadata: dict[str, Any], content_type: str | None,
         mtime: float | None, mode: int | None, carry: tuple[str, ...] = (), nowait: bool = False,
+        link: bool = False,
     ) -> Version:
         """Steps 2 and 3 of the commit: `place` puts the complete bytes at their key, then the row goes in
-        (taking the `carry` fields, and the mode unless given, from the previous version)."""
+        (taking the `carry` fields, and the mode unless given, from the previous version); `link`: the
+        bytes are a symbolic link's target (only `symlink` says so)."""
         vid = self._ids.next()
         now = time.time()
         key = blob_key(path, vid)
+        if link:
+            mode = LINK_MODE
+        elif mode is not None:
+            mode &= 0o7777  # a file's mode is its permission bits, never another file type
         try:
             place(key)
         except OSError as e:
@@ -224,11 +246,23 @@ class Store:
             mtime=now if mtime is None else mtime, mode=FILE_MODE if mode is None else mode,
             state=self._state, key=key,
         )
+        inherit = (*carry, "mode") if mode is None else carry
         try:
-            return self.catalog.insert_version(v, (*carry, "mode") if mode is None else carry, nowait)
+            while True:
+                try:
+                    v = self.catalog.insert_version(v, inherit, nowait)
+                    break
+                except NewerExists as e:  # made elsewhere in the same millisecond: take a later id
+                    v = dataclasses.replace(v, id=self._ids.next(after=e.newest))
         except BaseException:
             self.blobs.delete(key)
             raise
+        if v.is_link and not link:
+            # A file written over a link inherited the link's mode (the catalog's `inherit` copies the
+            # whole int, and its interface stays as it is): make it a plain file. Until this update
+            # lands (microseconds, and only for a file written at a link's path) it reads as a link.
+            v = self.catalog.update_version(v.id, {"mode": FILE_MODE}, now)
+        return v
 
     def _commit_staged_file(self, path: str, file: str, sha256: str, size: int, *args: Any) -> Version:
         try:
@@ -253,6 +287,17 @@ class Store:
         sha = hashlib.sha256(mv).hexdigest()
         return self._commit_file(p, lambda key: self.blobs.commit_bytes(key, mv), sha, mv.nbytes,
                                  d, t, m, content_type, mtime, mode)
+
+    def symlink(self, path: str, target: str | bytes, *, description: str | None = None,
+                tags: Iterable[str] | None = None, metadata: dict[str, Any] | None = None,
+                mtime: float | None = None) -> Version:
+        """Store a symbolic link to `target` as the newest version of `path` (its bytes are the target,
+        so checksums, history, rename and delete work as for files; see records.LINK_MODE)."""
+        p, d, t, m = self._prepare(path, description, tags, metadata)
+        data = check_link_target(target)
+        return self._commit_file(p, lambda key: self.blobs.commit_bytes(key, memoryview(data)),
+                                 hashlib.sha256(data).hexdigest(), len(data), d, t, m, LINK_TYPE, mtime, None,
+                                 link=True)
 
     def _stage_copy(self, p: str, copy: Callable[[Callable[[memoryview], None]], tuple[Any, int]]
                     ) -> tuple[str, str, int]:
@@ -400,6 +445,13 @@ class Store:
         newest version may then have changed to an older one, whose `created_at` does not show it."""
         return self.catalog.deleted_since(self._path(path), since)
 
+    def link_target(self, v: Version) -> str:
+        """The target of link version `v` (bytes that are not UTF-8 kept as surrogates, as os.readlink
+        gives them); InvalidValue if `v` is no link."""
+        if not v.is_link:
+            raise InvalidValue(f"{v.path!r} (id {v.id}) is not a symbolic link")
+        return self.read_bytes(v).decode("utf-8", "surrogateescape")
+
     def open_version(self, v: Version) -> BinaryIO:
         """A seekable reader of the version's bytes (remote ones are checked against its SHA-256)."""
         return self.blobs.open(v)
@@ -469,6 +521,8 @@ class Store:
         p = self._path(path)
         v = self.catalog.latest(p)
         if v is not None:
+            if mode is not None:  # permission bits only; a link has none of its own (always 0o777)
+                mode = None if v.is_link else mode & 0o7777
             fields = {k: val for k, val in (("mtime", mtime), ("mode", mode)) if val is not None}
             if fields:
                 self.catalog.update_version(v.id, fields, time.time())

@@ -23,7 +23,7 @@ from typing import Any
 
 import cachetools
 
-from .catalog import Catalog
+from .catalog import Catalog, NewerExists
 from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, WouldBlock
 from .journal import Journal
 from .paths import join, split
@@ -153,6 +153,8 @@ class WriteBackCatalog(Catalog):
             raise WouldBlock("a remote catalog is asked before a version is journaled")
         with self.writeback.lock:
             prev = self.latest(v.path)
+            if prev is not None and prev.id >= v.id:
+                raise NewerExists(prev.id)
             if prev is None:
                 self._check_parents(v.path)
             elif inherit:

@@ -487,3 +487,24 @@ def test_one_name_rule_for_the_cli_and_the_sdk(work: Path) -> None:
             one_error_line(cli(work, "put", str(src), f"{bad}/a.txt", rc=1), why)
     one_error_line(cli(work, "put", str(src), f"{EXP}/a.txt ", rc=1), "white space")
     assert stored_paths(work) == [f"{EXP}/a.txt"]
+
+
+def test_ls_shows_links_as_ls_l_does_and_get_writes_a_link(work: Path) -> None:
+    cli(work, "init")
+    with Store.open(work / "store") as s:
+        s.put_bytes(f"{EXP}/models/best.pt", b"weights")
+        s.symlink(f"{EXP}/models/latest.pt", "best.pt")
+        s.symlink(f"{EXP}/models/gone.pt", "/nowhere/x.pt")
+    out = cli(work, "ls", f"{EXP}/models").stdout
+    assert "latest.pt -> best.pt" in out and "gone.pt -> /nowhere/x.pt" in out and "best.pt  " in out
+    assert "latest.pt -> best.pt" in cli(work, "ls", "-r", EXP).stdout
+    rows = {r["filename"]: r for r in as_json(cli(work, "ls", "--json", f"{EXP}/models"))}
+    assert rows["latest.pt"]["type"] == "link" and rows["latest.pt"]["linkTarget"] == "best.pt"
+    assert rows["best.pt"]["type"] == "file" and "linkTarget" not in rows["best.pt"]
+    assert [r["linkTarget"] for r in as_json(cli(work, "versions", "--json", f"{EXP}/models/gone.pt"))] == [
+        "/nowhere/x.pt"
+    ]
+    done = cli(work, "get", f"{EXP}/models/gone.pt", "out.pt")
+    assert os.readlink(work / "out.pt") == "/nowhere/x.pt" and "out.pt -> /nowhere/x.pt" in done.stdout
+    cli(work, "get", f"{EXP}/models/latest.pt", "out.pt")  # replaces the link it wrote before
+    assert os.readlink(work / "out.pt") == "best.pt"

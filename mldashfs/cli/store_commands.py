@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..downloads import download
@@ -21,7 +21,7 @@ from ..store import Store, check_tags
 from .destinations import destination
 from .main import open_store
 from .progress import progress_bar
-from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, version_json
+from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, shown_name, version_json
 
 PAGE = 1000
 
@@ -129,12 +129,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
             versions, top = [v for v in store.list(path) if not hidden_below(v.path, path)], path
         else:
             hidden = hidden_in(path)
-            return _print_entries(path, [e for e in _entries(store, path) if e.name not in hidden], args.json)
+            entries = [e for e in _entries(store, path) if e.name not in hidden]
+            return _print_entries(path, entries, link_targets(store, [e.version for e in entries]), args.json)
+        targets = link_targets(store, versions)
     if args.json:
-        emit_json([version_json(v) for v in versions])
+        emit_json([version_json(v, **_target(v, targets)) for v in versions])
     else:
         rows = [
-            [relative_to(v.path, top), human_size(v.size), local_time(v.mtime), v.id_str] for v in versions
+            [shown_name(relative_to(v.path, top), v, targets), human_size(v.size), local_time(v.mtime), v.id_str]
+            for v in versions
         ]
         print(render(["PATH" if args.recursive else "NAME", "SIZE", "MODIFIED", "ID"], rows, right=["SIZE"]))
     return 0
@@ -151,12 +154,22 @@ def _entries(store: Store, path: str) -> Iterator[Entry]:
         after = page[-1].name
 
 
-def _print_entries(path: str, entries: list[Entry], as_json: bool) -> int:
-    """Print a directory listing: sub-directories (with a trailing '/') and files."""
+def link_targets(store: Store, versions: Iterable[Version | None]) -> dict[int, str]:
+    """The targets of the links among `versions`, by version id (a listing shows them as `ls -l` does)."""
+    return {v.id: store.link_target(v) for v in versions if v is not None and v.is_link}
+
+
+def _target(v: Version, targets: dict[int, str]) -> dict[str, str]:
+    """The `linkTarget` key of a link's JSON row (nothing for a file)."""
+    return {"linkTarget": targets[v.id]} if v.is_link else {}
+
+
+def _print_entries(path: str, entries: list[Entry], targets: dict[int, str], as_json: bool) -> int:
+    """Print a directory listing: sub-directories (with a trailing '/'), files and links (`name -> target`)."""
     if as_json:
         emit_json(
             [
-                version_json(e.version)
+                version_json(e.version, **_target(e.version, targets))
                 if e.version is not None
                 else dir_json(join(path, e.name), e.name, _dir_mtime(e))
                 for e in entries
@@ -166,7 +179,8 @@ def _print_entries(path: str, entries: list[Entry], as_json: bool) -> int:
     rows = []
     for e in entries:
         if e.version is not None:
-            rows.append([e.name, human_size(e.version.size), local_time(e.version.mtime), e.version.id_str])
+            v = e.version
+            rows.append([shown_name(e.name, v, targets), human_size(v.size), local_time(v.mtime), v.id_str])
         else:
             rows.append([e.name + "/", "-", local_time(_dir_mtime(e)), ""])
     print(render(["NAME", "SIZE", "MODIFIED", "ID"], rows, right=["SIZE"]))
@@ -186,8 +200,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
         if not isinstance(node, Version):
             raise IsADirectory(f"{path} is a directory; `versions` takes a file")
         history = store.history(path)
+        targets = link_targets(store, history)
     if args.json:
-        emit_json([version_json(v) for v in history])
+        emit_json([version_json(v, **_target(v, targets)) for v in history])
         return 0
     rows = [
         [v.id_str, human_size(v.size), short_sha(v.sha256), local_time(v.created_at), ",".join(v.tags)]
@@ -198,14 +213,17 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    """Copy the newest version (or --id) of a file to DEST, verified against its SHA-256."""
+    """Copy the newest version (or --id) of a file to DEST, verified against its SHA-256; a link is
+    written as a symbolic link to the same target (as `cp -a` copies links)."""
     path = file_path(args.path)
     with open_store(args) as store:
         v = resolve(store, path, args.id)
         with progress_bar(v.size, v.name) as progress:
             written = download(store, v, destination(args.dest, v), progress)
     if args.json:
-        emit_json(version_json(v, dest=written))
+        emit_json(version_json(v, dest=written, **({"linkTarget": os.readlink(written)} if v.is_link else {})))
+    elif v.is_link:
+        print(f"{written} -> {os.readlink(written)}: {v.path} id {v.id_str}, a symbolic link")
     else:
         print(f"{written}: {v.path} id {v.id_str}, {human_size(v.size)}, sha256 {short_sha(v.sha256)}")
     return 0

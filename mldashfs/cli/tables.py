@@ -51,8 +51,14 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequenc
 
 
 def version_json(v: Version, **extra: Any) -> dict[str, Any]:
-    """The SDK's result dict of a version (`Version.to_dict()`), with `type: file` and any extra keys."""
-    return {"type": "file", **v.to_dict(), **extra}
+    """The SDK's result dict of a version (`Version.to_dict()`), with `type` (`file` or `link`) and any
+    extra keys (a link's `linkTarget`)."""
+    return {"type": "link" if v.is_link else "file", **v.to_dict(), **extra}
+
+
+def shown_name(name: str, v: Version, targets: dict[int, str]) -> str:
+    """A listed file's name; a link's as `ls -l` shows it, `name -> target`."""
+    return f"{name} -> {targets[v.id]}" if v.is_link else name
 
 
 def dir_json(path: str, name: str, mtime: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ the kernel 100,000 inodes, and the table's memory grows with them (see README, "
 
 from __future__ import annotations
 
+import stat
 import time
 
 import pyfuse3
@@ -114,6 +115,11 @@ class InodeTable:
         only listed by readdir), however old: the kernel may still hold it."""
         entry = self._attrs.get(ino)
         return entry[0].st_size if entry is not None else None
+
+    def sent_type(self, ino: int) -> int | None:
+        """The file type (S_IFMT bits) last sent for `ino` by a lookup or getattr, like `sent_size`."""
+        entry = self._attrs.get(ino)
+        return stat.S_IFMT(entry[0].st_mode) if entry is not None else None
 
     def remember(self, ino: int, attrs: pyfuse3.EntryAttributes) -> None:
         """Cache the attributes just sent to the kernel for `ino`."""

@@ -137,6 +137,8 @@ class Operations(pyfuse3.Operations):
             obj = None
         if ino is not None and self._outdated(ino, obj):
             self._retire(ino, path)
+        elif ino is not None and self._type_changed(ino, obj):
+            self.inodes.detach(path)
         ino = self.inodes.ino(path)
         a = self._attrs(ino, obj, path)
         self.inodes.looked_up(ino)
@@ -176,6 +178,11 @@ class Operations(pyfuse3.Operations):
             obj = None
         if self._outdated(inode, obj):
             return self._retire(inode, path)
+        if self._type_changed(inode, obj):
+            self.inodes.detach(path)  # `inode` keeps its attributes until the kernel looks the path up again
+            kept = self.inodes.cached(inode)
+            if kept is not None:
+                return kept
         return self._attrs(inode, obj, path)
 
     def _kernel_size_may_differ(self, ino: int, version: Version) -> bool:
@@ -201,6 +208,13 @@ class Operations(pyfuse3.Operations):
         """Whether `ino` has page-cache readers of another version than `obj`, the path's newest."""
         cached = self.cache.cached_version(ino)
         return cached is not None and (not isinstance(obj, Version) or obj.id != cached.id)
+
+    def _type_changed(self, ino: int, obj: Version | Dir | None) -> bool:
+        """Whether `obj`, what `ino`'s path is now, has another file type (file, link, directory) than
+        the kernel holds for `ino`: a kernel inode never changes type (it calls one that does bad:
+        EIO), so the path then gets a new inode, as after an rm and a create by another process."""
+        sent = self.inodes.sent_type(ino)
+        return sent is not None and obj is not None and sent != attributes.file_type(obj)
 
     def _retire(self, ino: int, path: str, for_writer: bool = False) -> pyfuse3.EntryAttributes:
         """Leave `ino` to its page-cache readers, with the size of their version, and give `path` a
@@ -425,7 +439,23 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        raise fail(errno.EPERM, "symlink %r: symbolic links are not supported", name)
+        path = child(self._path(parent_inode), decode_name(name))
+        if parse_lenient(path) is not None:
+            raise fail(errno.EROFS, "symlink %s: the .versions view is read-only", path)
+        # The kernel holds the parent directory's lock across symlink, so only another process (the SDK)
+        # can come between this check and the commit; its file then keeps its history under the link.
+        if await self._meta(self.tree.exists, path):
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        await run_blocking(self.store.symlink, path, target)
+        return await self._entry(path)
+
+    @fuse_errors
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        path = self._path(inode)
+        obj = await self._meta(self.tree.resolve, path)
+        if not isinstance(obj, Version) or not obj.is_link:
+            raise fail(errno.EINVAL, "readlink %s: not a symbolic link", path)
+        return await run_blocking(self.store.read_bytes, obj)
 
     @fuse_errors
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
@@ -728,6 +758,10 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         fields, version, w = await self._xattr_target(inode)
+        if version is not None and version.is_link:
+            # Linux lets user.* xattrs live only on files and directories: the kernel answers a link's
+            # get (ENODATA) and set (EPERM) itself, so listing names nobody can read would only mislead.
+            return []
         return xattrs.names(fields, version if w is None else None) if fields else []
 
     @fuse_errors

@@ -93,7 +93,14 @@ class FileRef(Savers):
         `pattern` is a glob relative to this folder: `*` stays in one folder, `**/` spans folders
         (`*.png`, `**/*.json`); `tags` keeps files carrying all of them.
         """
-        return [v.to_dict() for v in self._versions(pattern, tags)]
+        return [self._result(v) for v in self._versions(pattern, tags)]
+
+    def _result(self, v: Version) -> Result:
+        """The result dict of `v`; a symbolic link's (`isLink`) also carries its `linkTarget`."""
+        out = v.to_dict()
+        if v.is_link:
+            out["linkTarget"] = self._experiment.store.link_target(v)
+        return out
 
     def exists(self) -> bool:
         """True if this path names a stored file."""
@@ -116,7 +123,8 @@ class FileRef(Savers):
     def download(
         self, pattern: str | None = None, *, to: str | os.PathLike[str] | None = None
     ) -> str | list[str]:
-        """Copy files out of the store, verifying each SHA-256; returns the path(s) written.
+        """Copy files out of the store, verifying each SHA-256 (a link comes out as a link to the same
+        target); returns the path(s) written.
 
         Without a glob: the one file this ref (or `pattern` below it) names, to `to` (a file, or an
         existing folder or one ending in '/'), else `dest_path=`, else the current directory under its own name.
@@ -150,7 +158,7 @@ class FileRef(Savers):
 
     def versions(self) -> list[Result]:
         """Every live version of the file this ref names, oldest first, as `mldashfs versions` lists them."""
-        return [v.to_dict() for v in self._experiment.store.history(self._locate().path)]
+        return [self._result(v) for v in self._experiment.store.history(self._locate().path)]
 
     def delete(self, pattern: str | None = None) -> Result | list[Result]:
         """Delete the file this ref names (all its versions), or every match of a glob below it.

@@ -13,6 +13,7 @@ import pytest
 
 from mldashfs import errors
 from mldashfs.catalog import Catalog
+from mldashfs.ids import Snowflake, timestamp_ms
 from mldashfs.paths import STORE_PATH_MAX
 from mldashfs.records import Dir, Stat, Version
 from mldashfs.store import Store
@@ -374,6 +375,18 @@ def test_another_client_sees_commits_at_once(store: Store, open_store) -> None:
     assert store.read_bytes(store.latest(f"{E}/shared.txt")) == b"2"
 
 
+def test_a_commit_is_the_newest_even_when_another_client_took_a_higher_id(store: Store, open_store) -> None:
+    """Ids of two clients in one millisecond (or with clocks apart) may order either way; the later
+    commit must still become the newest version."""
+    other = open_store()
+    v = other.put_bytes(f"{E}/race.txt", b"1")
+    store._ids = Snowflake(lambda: 0, clock=lambda: timestamp_ms(v.id) - 5)  # a clock behind the other's
+    w = store.put_bytes(f"{E}/race.txt", b"2")
+    assert w.id > v.id
+    assert other.read_bytes(other.latest(f"{E}/race.txt")) == b"2"
+    assert [x.id for x in store.history(f"{E}/race.txt")] == [v.id, w.id]
+
+
 def test_lookup_answers_file_directory_or_nothing(store: Store) -> None:
     v = store.put_bytes(f"{E}/d/f.bin", b"x")
     store.mkdir(f"{E}/empty")
@@ -439,3 +452,22 @@ def test_staged_bytes_spill_from_memory_to_a_file(store: Store) -> None:
     st.write(3, b"d")
     assert store.read_bytes(store.commit(f"{E}/small.bin", st)) == b"abcd"
     assert os.listdir(store.staging.folder) == []
+
+
+def test_a_symlink_is_a_version_whose_bytes_are_its_target(store: Store) -> None:
+    link = store.symlink(f"{E}/latest.pt", "../ckpt/best.pt", tags=["best"])
+    again = store.latest(f"{E}/latest.pt")
+    assert again == link and again.is_link and again.size == len("../ckpt/best.pt")
+    assert store.link_target(again) == "../ckpt/best.pt" and again.content_type == "inode/symlink"
+    assert [st.mode for st in store.list_stats(E)] == [link.mode]  # the type survives the catalog
+    store.set_attrs(f"{E}/latest.pt", mtime=1_600_000_000, mode=0o600)
+    assert store.latest(f"{E}/latest.pt").is_link and store.latest(f"{E}/latest.pt").mtime == 1_600_000_000
+    plain = store.put_bytes(f"{E}/latest.pt", b"bytes")  # a file over a link never inherits its mode
+    assert not plain.is_link and plain.mode == 0o644
+    store.rename(f"{E}/latest.pt", f"{E}/moved.pt")
+    assert [v.is_link for v in store.history(f"{E}/moved.pt")] == [True, False]
+    with pytest.raises(errors.InvalidValue):
+        store.link_target(plain)
+    for bad in ("", "a\x00b"):
+        with pytest.raises(errors.InvalidValue):
+            store.symlink(f"{E}/bad", bad)
