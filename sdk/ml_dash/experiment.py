@@ -15,7 +15,7 @@ from mldashfs.store import Store
 
 from . import locations
 from .files import Files, upload_bar
-from .run_data import Metric, Metrics, Params, log_line
+from .run_data import LineBuffer, Metric, Metrics, Params, flush_lines, log_line
 
 
 class Run:
@@ -74,6 +74,7 @@ class Experiment:
         self._options: dict[str, Any] = {k: os.fspath(v) if k == "cache_dir" else v
                                          for k, v in (("mongo", mongo), ("cache_dir", cache_dir)) if v is not None}
         self.wait_uploads = wait_uploads
+        self.run_lines = LineBuffer()  # a remote store's appended run data, committed in batches
         self._store: Store | None = None
         self._lock = threading.Lock()
         self.run = Run(self)
@@ -113,6 +114,8 @@ class Experiment:
     def close(self) -> None:
         """Wait for background uploads (unless `wait_uploads=False`: they finish at the next open or
         `mldashfs sync`), then close the store; the experiment reopens it if used again."""
+        if self._store is not None:
+            flush_lines(self)
         with self._lock:
             if self._store is not None:
                 if self.wait_uploads:

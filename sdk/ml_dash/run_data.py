@@ -8,11 +8,16 @@
 An append stages a copy of the current version in the store (copied by the core, not read into
 Python), writes the new lines at its end and commits it; the superseded version is then deleted,
 so a long log keeps one live version. Appends assume one writing process per experiment.
+
+On a remote store every commit is an upload of the whole file, so appends are gathered in memory
+and committed together: at most every FLUSH_SECONDS or FLUSH_LINES lines, before the run data is
+read, and when the experiment closes.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -60,9 +65,55 @@ def flatten(values: Mapping[str, Any], parent: str = "") -> dict[str, Any]:
     return flat
 
 
+#: A remote store's run data is committed at least this often while appends come in...
+FLUSH_SECONDS = 5.0
+#: ... and whenever this many lines wait.
+FLUSH_LINES = 1000
+
+
+class LineBuffer:
+    """Lines appended to run-data files of a remote store and not committed yet (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+        self._since = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, rel: str, lines: list[str]) -> bool:
+        """Keep `lines` for `rel`; True when a flush is due."""
+        with self._lock:
+            self._lines.setdefault(rel, []).extend(lines)
+            waiting = sum(len(v) for v in self._lines.values())
+            return waiting >= FLUSH_LINES or time.monotonic() - self._since >= FLUSH_SECONDS
+
+    def take(self, rel: str | None = None) -> dict[str, list[str]]:
+        """The waiting lines (of `rel` only, if given), removed from the buffer."""
+        with self._lock:
+            if rel is not None:
+                return {rel: self._lines.pop(rel)} if rel in self._lines else {}
+            out, self._lines = self._lines, {}
+            self._since = time.monotonic()
+            return out
+
+
+def flush_lines(experiment: Experiment, rel: str | None = None) -> None:
+    """Commit the lines a remote store's appends gathered (those of `rel` only, if given)."""
+    for name, lines in experiment.run_lines.take(rel).items():
+        _commit_lines(experiment, name, "".join(lines).encode())
+
+
 def append_lines(experiment: Experiment, rel: str, records: list[Any]) -> None:
-    """Append one JSON line per record to the run-data file `rel` as a new version."""
-    data = "".join(encode(r) + "\n" for r in records).encode()
+    """Append one JSON line per record to the run-data file `rel` (gathered first on a remote store)."""
+    lines = [encode(r) + "\n" for r in records]
+    if experiment.store.remote:
+        if experiment.run_lines.add(rel, lines):
+            flush_lines(experiment)
+        return
+    _commit_lines(experiment, rel, "".join(lines).encode())
+
+
+def _commit_lines(experiment: Experiment, rel: str, data: bytes) -> None:
+    """Append `data` to the run-data file `rel` as a new version (the old one is deleted)."""
     store = experiment.store
     path = paths.join(experiment.path, RUN_DATA, rel)
     try:
@@ -82,6 +133,7 @@ def append_lines(experiment: Experiment, rel: str, records: list[Any]) -> None:
 
 def read_lines(experiment: Experiment, rel: str) -> list[Any]:
     """The records of a run-data .jsonl file, oldest first ([] if none yet)."""
+    flush_lines(experiment, rel)
     try:
         version = experiment.store.latest(paths.join(experiment.path, RUN_DATA, rel))
     except NotFound:
