@@ -190,6 +190,8 @@ class WriteBackCatalog(Catalog):
         return v
 
     def set_dir_attrs(self, path: str, mtime: float | None, mode: int | None) -> None:
+        if self.remote.get_dir(path) is None and self.journal.any_below(path):
+            self.writeback.wait_paths([path], FLUSH_TIMEOUT)  # a folder only pending files imply
         self.remote.set_dir_attrs(path, mtime, mode)
         self._changed()
 
@@ -278,6 +280,7 @@ class WriteBackCatalog(Catalog):
 
     def forget_keys(self, keys: list[str]) -> None:
         self.remote.forget_keys(keys)
+        self._dropped.clear()  # gc forgets deletions, and with them when they happened
 
     def close(self) -> None:
         """Stop the uploaders (pending versions stay journaled), then release the journal and MongoDB."""
