@@ -25,7 +25,7 @@ def open_remote(location: str, mongo: str, cache_dir: str, cache_size: int, endp
     except OSError as e:
         raise Unavailable(f"cannot make the cache folder {cache_dir}: {e.strerror or e}") from e
     s3 = S3Blobs(bucket, prefix, endpoint_url=endpoint)
-    s3.check()
+    s3.check(tolerate_outage=True)
     remote = MongoCatalog(mongo)
     journal = Journal(cache_dir, f"{location} {mongo}")
     cache = BlobCache(cache_dir, cache_size, journal)

@@ -12,6 +12,7 @@ NotFound.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -28,6 +29,8 @@ from s3transfer.exceptions import RetriesExceededError
 from .errors import ChecksumMismatch, InvalidPath, InvalidValue, NotFound, StoreError, Unavailable
 from .hashing import hash_fd
 from .paths import EXPERIMENT_DEPTH
+
+log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 #: S3's smallest part (except the last) of a multipart upload.
@@ -272,8 +275,10 @@ class S3Blobs:
         stale = [u for u in self._uploads(self._root + "files/") if u["Initiated"] < cutoff]
         return sum(self._abort(u) for u in stale)
 
-    def check(self) -> None:
-        """Unavailable, saying why, unless the bucket exists and these credentials may use it."""
+    def check(self, tolerate_outage: bool = False) -> None:
+        """Unavailable, saying why, unless the bucket exists and these credentials may use it. With
+        `tolerate_outage`, an S3 that answers with server errors (it is there, but failing now) only
+        logs a warning: a remote store works from its cache meanwhile and uploads when S3 is back."""
         where = f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -283,6 +288,9 @@ class S3Blobs:
                 raise Unavailable(f"{where}: the bucket {self.bucket!r} does not exist") from e
             if status == 403:
                 raise Unavailable(f"{where}: access to the bucket is denied; check the AWS credentials") from e
+            if tolerate_outage and isinstance(status, int) and status >= 500:
+                log.warning("%s is failing now (%s): working from the cache until it answers", where, status)
+                return
             raise Unavailable(f"{where}: S3 refused the request: {e}") from e
         except NoCredentialsError as e:
             raise self._error(e, "") from e

@@ -169,3 +169,25 @@ def test_the_cache_evicts_uploaded_copies_beyond_its_bound(remote_store: RemoteS
         assert hashlib.sha256(b.read_bytes(v)).hexdigest() == v.sha256
     b.blobs.cache.evict()
     assert b.status()["cache"]["bytes"] <= 3 << 20
+
+
+def test_bytes_that_pass_s3s_own_checks_are_still_checked_against_the_sha256(remote_store: RemoteStore) -> None:
+    """S3 checks a transfer against the object's stored checksum; an object wrong since it was
+    written passes that, and only the version's SHA-256 catches it."""
+    a, b = remote_store.open("a"), remote_store.open("b")
+    v = a.put_bytes(f"{E}/y.bin", os.urandom(3 << 20))
+    assert a.wait_uploads(timeout=60)
+    s3 = b.blobs.s3
+    get_range = s3.get_range
+
+    def wrong(key: str, start: int, end: int) -> bytes:  # what a bad object would give
+        data = bytearray(get_range(key, start, end))
+        data[0] ^= 0xFF
+        return bytes(data)
+
+    s3.get_range = wrong
+    with pytest.raises(errors.ChecksumMismatch, match="do not match their SHA-256"):
+        b.read_bytes(v)
+    assert b.local_file(v) is None
+    s3.get_range = get_range
+    assert hashlib.sha256(b.read_bytes(v)).hexdigest() == v.sha256  # fetched again, whole and right
