@@ -156,17 +156,20 @@ class DownloadReader(io.RawIOBase):
 class RemoteBlobs(Blobs):
     """Blobs of a remote store: committed into the cache (uploads follow), read from the cache or S3."""
 
-    def __init__(self, s3: S3Blobs, cache: BlobCache, concurrency: int = 8) -> None:
+    def __init__(self, s3: S3Blobs, cache: BlobCache, admit: Callable[[int], None], concurrency: int = 8) -> None:
         self.s3 = s3
         self.cache = cache
+        self.admit = admit  # waits while the cache has no room for more pending bytes
         self._pool = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="s3-get")
         self._downloads: dict[str, Download] = {}
         self._lock = threading.Lock()
 
     def commit(self, key: str, staged_file: str) -> None:
+        self.admit(os.stat(staged_file).st_size)
         self.cache.add(key, staged_file, pinned=True)
 
     def commit_bytes(self, key: str, data: memoryview) -> None:
+        self.admit(data.nbytes)
         tmp = self.cache.partial_path(key)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:

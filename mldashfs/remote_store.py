@@ -31,6 +31,6 @@ def open_remote(location: str, mongo: str, cache_dir: str, cache_size: int, endp
     cache = BlobCache(cache_dir, cache_size, journal)
     writeback = WriteBack(journal, cache, s3, remote, workers)
     catalog = WriteBackCatalog(remote, journal, writeback, DEFAULT_TTL if ttl is None else ttl)
-    blobs = RemoteBlobs(s3, cache)
+    blobs = RemoteBlobs(s3, cache, writeback.admit)
     return Store(cache_dir, catalog, blobs, cache, Staging(os.path.join(cache_dir, "staging")), state="pending",
                  location=location, writeback=writeback)

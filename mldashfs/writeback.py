@@ -127,6 +127,18 @@ class WriteBack:
             with self._changed:
                 self._changed.wait(0.2 if left is None else min(0.2, left))
 
+    def admit(self, size: int) -> None:
+        """Wait while `size` more pending bytes would pass the cache's bound (a full staging area makes
+        writes wait for uploads rather than fail); a version larger than the bound waits for an empty one."""
+        def room() -> bool:
+            n, pending, _ = self.journal.counts()
+            return n == 0 or pending + size <= self.cache.bound
+
+        if not room():
+            log.warning("the cache holds %d bytes waiting for upload: a commit of %d bytes waits", self.journal.counts()[1],
+                        size)
+            self.wait(room)
+
     def wait_all(self, progress: Callable[[int, int], None] | None = None, timeout: float | None = None) -> bool:
         """Wait until nothing in this cache folder is pending."""
         return self.wait(lambda: self.journal.counts()[0] == 0, timeout, progress)

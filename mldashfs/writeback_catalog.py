@@ -8,6 +8,9 @@ machine committed that are not published yet (the journal), plus a short-lived c
 - Changes of pending versions (metadata, delete, rename of a file that exists only here) change the
   journal; renames that involve published versions first wait for the pending ones to publish, then
   change the remote catalog.
+- While MongoDB cannot be reached, commits are journaled without asking it (a new version then
+  carries no metadata over from a published one) and publish when it answers again; reads of
+  what it holds fail with Unavailable (EIO).
 - Remote answers are cached for `ttl` seconds (what another machine's change may take to show); any
   change made here clears the cache.
 """
@@ -15,6 +18,7 @@ machine committed that are not published yet (the journal), plus a short-lived c
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from collections.abc import Collection, Iterator
@@ -24,11 +28,13 @@ from typing import Any
 import cachetools
 
 from .catalog import Catalog, NewerExists
-from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, WouldBlock
+from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, Unavailable, WouldBlock
 from .journal import Journal
 from .paths import join, split
 from .records import DIR_MODE, Dir, Entry, Stat, Version
 from .writeback import WriteBack
+
+log = logging.getLogger(__name__)
 
 #: Seconds a remote answer is reused (the bound on how late another machine's change shows here).
 DEFAULT_TTL = 1.0
@@ -152,12 +158,16 @@ class WriteBackCatalog(Catalog):
         if nowait:
             raise WouldBlock("a remote catalog is asked before a version is journaled")
         with self.writeback.lock:
-            prev = self.latest(v.path)
+            try:
+                prev = self.latest(v.path)
+                if prev is None:
+                    self._check_parents(v.path)
+            except Unavailable as e:  # MongoDB unreachable: journal it anyway, it publishes later
+                log.warning("committing %s without asking MongoDB (%s)", v.path, e)
+                prev = self.journal.latest(v.path)
             if prev is not None and prev.id >= v.id:
                 raise NewerExists(prev.id)
-            if prev is None:
-                self._check_parents(v.path)
-            elif inherit:
+            if prev is not None and inherit:
                 v = replace(v, **{f: getattr(prev, f) for f in inherit})
             self.journal.add(v)
         self._changed()

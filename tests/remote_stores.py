@@ -39,8 +39,8 @@ class RemoteStore:
     def open(self, machine: str = "a", **options: Any) -> Store:
         """The store as `machine` sees it (its own cache folder); closed at the end of the test."""
         options.setdefault("metadata_ttl", 0.0)
-        s = Store.open(self.location, mongo=self.mongo, cache_dir=str(self.cache(machine)),
-                       s3_endpoint=self.endpoint, **options)
+        options.setdefault("mongo", self.mongo)
+        s = Store.open(self.location, cache_dir=str(self.cache(machine)), s3_endpoint=self.endpoint, **options)
         self.opened.append(s)
         return s
 

@@ -8,13 +8,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 from mldashfs import errors
+from mldashfs.records import Version
 from mldashfs.store import Store
-from tests.remote_stores import RemoteStore
+from tests.remote_stores import RemoteStore, with_database
+from tests.servers.mongo import MONGO_URI_ENV, start_mongo_server
 from tests.servers.s3 import s3_client
 
 E = "alice/cv/resnet"
@@ -191,3 +194,73 @@ def test_bytes_that_pass_s3s_own_checks_are_still_checked_against_the_sha256(rem
     assert b.local_file(v) is None
     s3.get_range = get_range
     assert hashlib.sha256(b.read_bytes(v)).hexdigest() == v.sha256  # fetched again, whole and right
+
+
+def test_a_full_cache_makes_commits_wait_for_uploads_not_fail(remote_store: RemoteStore) -> None:
+    a = remote_store.open("a", cache_size="2M")
+    remote_store.server.fault(503, seconds=120)  # nothing uploads: pending bytes pile up
+    done: list[Version] = []
+    saver = threading.Thread(target=lambda: done.extend(a.put_bytes(f"{E}/p{i}.bin", os.urandom(900_000))
+                                                         for i in range(4)))
+    saver.start()
+    try:
+        deadline = time.monotonic() + 60
+        while a.status()["pending"]["versions"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        saver.join(1.0)
+        assert saver.is_alive()  # the third commit waits: two pending versions fill the 2 MiB
+        assert a.status()["pending"]["bytes"] <= 2 << 20
+    finally:
+        remote_store.server.clear_faults()
+        saver.join(120)
+    assert len(done) == 4
+    assert a.wait_uploads(timeout=60)
+    b = remote_store.open("b")
+    assert [b.latest(f"{E}/p{i}.bin").sha256 for i in range(4)] == [v.sha256 for v in done]
+
+
+def test_a_multipart_upload_a_crash_left_is_aborted_before_the_upload_again(remote_store: RemoteStore) -> None:
+    data = os.urandom(20 << 20)  # above the multipart threshold
+    remote_store.server.fault(503, seconds=120)
+    a = remote_store.open("a")
+    v = a.put_bytes(f"{E}/big.ckpt", data)
+    a.close()  # as a killed process would: the version stays journaled
+    remote_store.opened.remove(a)
+    remote_store.server.clear_faults()
+    c = s3_client(remote_store.endpoint)
+    name = f"team/files/{E}/{v.id}/big.ckpt"
+    up = c.create_multipart_upload(Bucket=remote_store.bucket, Key=name)  # what a crash mid-upload leaves
+    c.upload_part(Bucket=remote_store.bucket, Key=name, UploadId=up["UploadId"], PartNumber=1, Body=data[:5 << 20])
+    again = remote_store.open("a")
+    assert again.wait_uploads(timeout=120)
+    assert c.list_multipart_uploads(Bucket=remote_store.bucket).get("Uploads", []) == []
+    b = remote_store.open("b")
+    assert hashlib.sha256(b.read_bytes(b.latest(f"{E}/big.ckpt"))).hexdigest() == v.sha256
+
+
+@pytest.mark.skipif(bool(os.environ.get(MONGO_URI_ENV)), reason="stops and restarts its own MongoDB test server")
+def test_commits_while_mongodb_is_down_are_journaled_and_publish_when_it_returns(
+        remote_store: RemoteStore) -> None:
+    server = start_mongo_server()
+    try:
+        uri = with_database(server.uri, "outage")
+        a = remote_store.open("a", mongo=uri)
+        a.put_bytes(f"{E}/before.txt", b"0")
+        assert a.wait_uploads(timeout=60)
+        port = server.port
+        server.stop()
+        v = a.put_bytes(f"{E}/during.txt", b"1")  # close succeeds: the version waits in the journal
+        assert a.read_bytes(v) == b"1"
+        with pytest.raises(errors.Unavailable, match="MongoDB"):
+            a.latest(f"{E}/before.txt")  # what only MongoDB knows: a clear error
+        deadline = time.monotonic() + 60  # the uploader's publish fails, and says why
+        while "MongoDB" not in " ".join(e["message"] for e in a.status()["errors"]):
+            assert time.monotonic() < deadline, a.status()
+            time.sleep(0.2)
+        assert a.status()["pending"]["versions"] == 1
+        server = start_mongo_server(port=port)  # back (empty: the test server keeps nothing)
+        assert a.wait_uploads(timeout=120)
+        b = remote_store.open("b", mongo=uri)
+        assert b.read_bytes(b.latest(f"{E}/during.txt")) == b"1"
+    finally:
+        server.stop()
