@@ -137,7 +137,7 @@ def test_the_readme_examples_run_as_pasted_against_a_fresh_store(folder: Path) -
 
 
 #: Linked from the docs but written on the remote-mode branch; drop a name once its file is merged.
-PENDING = {"docs/remote.md", "docs/remote-catalog.md"}
+PENDING = {"docs/remote-performance.md"}
 
 
 def test_links_between_the_readme_and_docs_lead_to_files() -> None:
