@@ -34,6 +34,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
     id           INTEGER PRIMARY KEY,  -- the version's snowflake id
     path         TEXT NOT NULL,        -- store path the version will be published at
+    key          TEXT NOT NULL,        -- blob key of its bytes (a rename keeps it)
     size         INTEGER NOT NULL,     -- bytes
     record       TEXT NOT NULL,        -- the whole Version as JSON (what gets published)
     committed_at REAL NOT NULL,        -- when close() returned, epoch seconds
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS pending (
     worker       TEXT                  -- 'pid:thread' of the uploader working on it, NULL when free
 );
 CREATE INDEX IF NOT EXISTS pending_path ON pending(path, id);
+CREATE INDEX IF NOT EXISTS pending_key ON pending(key);
 
 -- Recent errors of uploaders (kept short), for `mldashfs status`.
 CREATE TABLE IF NOT EXISTS errors (
@@ -115,8 +117,8 @@ class Journal:
 
     def add(self, v: Version) -> None:
         self._conn().execute(
-            "INSERT INTO pending(id, path, size, record, committed_at) VALUES (?,?,?,?,?)",
-            (v.id, v.path, v.size, to_json(v), time.time()),
+            "INSERT INTO pending(id, path, key, size, record, committed_at) VALUES (?,?,?,?,?,?)",
+            (v.id, v.path, v.key, v.size, to_json(v), time.time()),
         )
 
     def get(self, vid: int) -> Version | None:
@@ -214,11 +216,11 @@ class Journal:
 
     def has_key(self, key: str) -> bool:
         """Whether a pending version still needs the blob `key` (a renamed one keeps its key)."""
-        return any(from_json(r[0]).key == key for r in self._conn().execute("SELECT record FROM pending"))
+        return self._conn().execute("SELECT 1 FROM pending WHERE key=? LIMIT 1", (key,)).fetchone() is not None
 
     def keys(self) -> set[str]:
         """Blob keys of every pending version (their cached bytes must stay)."""
-        return {from_json(r[0]).key for r in self._conn().execute("SELECT record FROM pending")}
+        return {r[0] for r in self._conn().execute("SELECT key FROM pending")}
 
     def close(self) -> None:
         with self._lock:

@@ -42,6 +42,8 @@ class WriteBack:
         self._stop = threading.Event()
         self._retry_at: dict[int, float] = {}  # version id -> monotonic time of its next attempt here
         self._attempts: dict[int, int] = {}
+        #: Called after a record is published (the catalog drops remote answers it cached before).
+        self.published: Callable[[], None] = lambda: None
         self._threads = [threading.Thread(target=self._work, name=f"uploader-{i}", daemon=True)
                          for i in range(workers)]
         for t in self._threads:
@@ -99,6 +101,7 @@ class WriteBack:
                     if self.catalog.get_version(v.id) is None:
                         raise
                 self.journal.remove([v.id])
+                self.published()
             if not self.journal.has_key(v.key):
                 self.cache.unpin(v.key)
                 if self.cache.over_bound():

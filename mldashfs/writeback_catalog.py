@@ -52,6 +52,7 @@ class WriteBackCatalog(Catalog):
         self._cache: cachetools.TTLCache[tuple[Any, ...], Any] = cachetools.TTLCache(maxsize=200_000, ttl=ttl)
         self._cache_lock = threading.Lock()
         self._dropped: dict[str, float] = {}  # path -> when pending versions of it were deleted here
+        writeback.published = self._changed  # a published version leaves the journal: ask MongoDB again
 
     # -- the remote side, cached ---------------------------------------------------------------
 

@@ -264,3 +264,14 @@ def test_commits_while_mongodb_is_down_are_journaled_and_publish_when_it_returns
         assert b.read_bytes(b.latest(f"{E}/during.txt")) == b"1"
     finally:
         server.stop()
+
+
+def test_a_published_version_stays_visible_here_through_the_metadata_ttl(remote_store: RemoteStore) -> None:
+    a = remote_store.open("a", metadata_ttl=60.0)  # remote answers cached for a minute
+    remote_store.server.fault(503, seconds=2)
+    v = a.put_bytes(f"{E}/ttl.txt", b"x")
+    assert a.latest(f"{E}/ttl.txt").id == v.id and [e.name for e in a.listdir(E)] == ["ttl.txt"]  # from
+    # the journal, while MongoDB's answer ("no such file") is cached
+    assert a.wait_uploads(timeout=60)  # the version leaves the journal for MongoDB
+    assert a.latest(f"{E}/ttl.txt").id == v.id
+    assert [e.name for e in a.listdir(E)] == ["ttl.txt"]
