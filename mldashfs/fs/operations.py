@@ -195,7 +195,11 @@ class Operations(pyfuse3.Operations):
         if sent is not None:
             return sent != version.size
         since = time.time() - attributes.VISIBILITY_DELAY
-        return version.created_at > since or self.store.deleted_since(version.path, since)
+        if version.created_at > since:
+            return True
+        # Asking a remote catalog would wait on the network here, where the open must reply without
+        # an await: assume the size may differ (the kernel then asks for the attributes once more).
+        return self.store.remote or self.store.deleted_since(version.path, since)
 
     def _forget_kernel_attrs(self, ino: int) -> None:
         """Make the kernel ask for `ino`'s attributes before it next trusts them (only once mounted:
@@ -320,7 +324,7 @@ class Operations(pyfuse3.Operations):
                         self.dir_times.apply(ino, a)
                     else:
                         try:
-                            a = self._listed_attrs(ino, obj, path)
+                            a = await self._listed_attrs(ino, obj, path)
                         except (pyfuse3.FUSEError, StoreError):
                             index += 1
                             continue
@@ -330,13 +334,13 @@ class Operations(pyfuse3.Operations):
                     self.inodes.looked_up(ino)
                     index += 1
 
-    def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str) -> pyfuse3.EntryAttributes:
+    async def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str) -> pyfuse3.EntryAttributes:
         """Attributes of a readdir row that came without them: a `.versions` entry, a file with an
         open writer (the listing shows the writer's size), or a file created through the mount."""
         if isinstance(obj, Stat):
-            obj = self.tree.resolve(path)
+            obj = await self._meta(self.tree.resolve, path)
         elif obj is None and self.files.uncommitted_writer(ino) is None:
-            obj = self.tree.resolve(path)  # created through the mount and committed since opendir
+            obj = await self._meta(self.tree.resolve, path)  # created through the mount, committed since opendir
         return self._attrs(ino, obj, path)
 
     def _read_ahead(self, handle: DirHandle, index: int, until: int) -> None:
