@@ -31,13 +31,16 @@ class Catalog(ABC):
         """Lease a snowflake node number no other live process using this catalog holds."""
 
     @abstractmethod
-    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
+    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False,
+                       newest: bool = True) -> Version:
         """Add a committed version as the newest of its path, creating implied parent directories.
 
         The fields named in `inherit` ("mode", "description", "tags", "metadata") are taken from the
         path's previous newest version, if there is one, in the same atomic step. Returns the version
         as stored. Raises IsADirectory if the path is a directory, NotADirectory if an ancestor is a
-        file, NewerExists (changing nothing) if the path's newest version has an id >= `v.id`. With `nowait` it raises WouldBlock, having changed nothing, rather than wait (for a lock,
+        file, NewerExists (changing nothing) if the path's newest version has an id >= `v.id`; with
+        `newest=False` such a version goes in as history instead (an upload of a version committed
+        earlier on another machine, published after a newer one). With `nowait` it raises WouldBlock, having changed nothing, rather than wait (for a lock,
         the network, a checkpoint); backends that always wait raise it every time.
         """
 

@@ -365,7 +365,8 @@ class SqliteCatalog(Catalog):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
+    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False,
+                       newest: bool = True) -> Version:
         parent, name = split(v.path)
         with self._tx(nowait) as c:
             latest, *prev, is_dir, has_parent = c.execute(  # one row: the file's newest version (or NULLs)
@@ -374,7 +375,7 @@ class SqliteCatalog(Catalog):
                 "FROM (SELECT 1) LEFT JOIN files f ON f.path=?1 LEFT JOIN versions v ON v.id=f.latest",
                 (v.path, parent),
             ).fetchone()
-            if latest is not None and latest >= v.id:
+            if newest and latest is not None and latest >= v.id:
                 raise NewerExists(latest)
             if latest is None:
                 if is_dir:

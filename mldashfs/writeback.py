@@ -96,7 +96,9 @@ class WriteBack:
                         self.s3.delete(v.key)
                     return None
                 try:
-                    self.catalog.insert_version(replace(current, state="uploaded"))
+                    # newest=False: a newer version published meanwhile (from another machine) stays
+                    # the newest, and this one joins the path's history
+                    self.catalog.insert_version(replace(current, state="uploaded"), newest=False)
                 except AlreadyExists:
                     if self.catalog.get_version(v.id) is None:
                         raise

@@ -155,7 +155,8 @@ class WriteBackCatalog(Catalog):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False) -> Version:
+    def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False,
+                       newest: bool = True) -> Version:
         if nowait:
             raise WouldBlock("a remote catalog is asked before a version is journaled")
         with self.writeback.lock:
@@ -166,7 +167,7 @@ class WriteBackCatalog(Catalog):
             except Unavailable as e:  # MongoDB unreachable: journal it anyway, it publishes later
                 log.warning("committing %s without asking MongoDB (%s)", v.path, e)
                 prev = self.journal.latest(v.path)
-            if prev is not None and prev.id >= v.id:
+            if newest and prev is not None and prev.id >= v.id:
                 raise NewerExists(prev.id)
             if prev is not None and inherit:
                 v = replace(v, **{f: getattr(prev, f) for f in inherit})

@@ -275,3 +275,17 @@ def test_a_published_version_stays_visible_here_through_the_metadata_ttl(remote_
     assert a.wait_uploads(timeout=60)  # the version leaves the journal for MongoDB
     assert a.latest(f"{E}/ttl.txt").id == v.id
     assert [e.name for e in a.listdir(E)] == ["ttl.txt"]
+
+
+def test_a_version_published_after_a_newer_one_from_another_machine_joins_the_history(
+        remote_store: RemoteStore) -> None:
+    a = remote_store.open("a", upload_workers=0)  # a's uploads wait for its next open
+    va = a.put_bytes(f"{E}/shared.pt", b"from a")
+    b = remote_store.open("b")
+    vb = b.put_bytes(f"{E}/shared.pt", b"from b")
+    assert vb.id > va.id and b.wait_uploads(timeout=60)
+    a.close()
+    remote_store.opened.remove(a)
+    assert remote_store.open("a").wait_uploads(timeout=60)
+    assert [v.id for v in b.history(f"{E}/shared.pt")] == [va.id, vb.id]
+    assert b.read_bytes(b.latest(f"{E}/shared.pt")) == b"from b"
