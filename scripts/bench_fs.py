@@ -158,7 +158,7 @@ def passthrough_script() -> Path:
 
 def mldashfs_command(work: Path, mountpoint: Path) -> list[str]:
     """The command that mounts experiment EXPERIMENT of the run's store at `mountpoint` in the foreground."""
-    return [sys.executable, "-m", "mldashfs.cli", "mount", "--foreground", "--store", str(work / "store"),
+    return [sys.executable, "-m", "mldashfs.cli", "mount", "--create", "--foreground", "--store", str(work / "store"),
             "--experiment", EXPERIMENT, "--log-file", str(mountpoint.with_suffix(".log")), str(mountpoint)]
 
 
