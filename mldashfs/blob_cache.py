@@ -17,6 +17,7 @@ import time
 
 from .blobs import LocalCopies
 from .journal import Journal
+from .local_blobs import drop_pages
 from .records import Version
 from .staging import alive as _alive
 
@@ -81,14 +82,7 @@ class BlobCache(LocalCopies):
         return p
 
     def forget_pages(self, v: Version) -> None:
-        try:
-            fd = os.open(self.path(v.key), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        drop_pages(self.path(v.key))
 
     # -- filling and emptying ----------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -25,6 +24,7 @@ from typing import Any
 
 from .errors import InvalidValue, Unavailable
 from .records import Version
+from .sqlite_connections import Connections
 from .staging import alive
 
 SCHEMA = """
@@ -78,9 +78,8 @@ class Journal:
     def __init__(self, folder: str, store: str | None = None) -> None:
         """The journal of cache folder `folder`, which must serve `store` (None: any, to read it)."""
         self.file = os.path.join(folder, "journal.sqlite")
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        # synchronous=NORMAL: a committed row survives a killed process (see docs/remote.md)
+        self._conns = Connections(self.file, ("synchronous=NORMAL",))
         try:
             c = self._conn()
             c.executescript(SCHEMA)
@@ -95,23 +94,7 @@ class Journal:
                                "give each store its own --cache-dir")
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False, timeout=60)
-            conn.execute("PRAGMA busy_timeout=60000")
-            while True:  # see SqliteCatalog._enable_wal: a concurrent creator answers "locked" at once
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as e:
-                    if "locked" not in str(e):
-                        raise
-                    time.sleep(0.01)
-            conn.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; see docs/storage.md
-            self._local.conn, self._local.pid = conn, os.getpid()
-            with self._lock:
-                self._conns.append(conn)
-        return conn
+        return self._conns.get()
 
     # -- versions --------------------------------------------------------------------------
 
@@ -223,12 +206,4 @@ class Journal:
         return {r[0] for r in self._conn().execute("SELECT key FROM pending")}
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._conns:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self._conns.clear()
-        self._local = threading.local()
-
+        self._conns.close()

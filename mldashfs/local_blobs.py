@@ -11,6 +11,18 @@ from .hashing import write_all
 from .records import Version
 
 
+def drop_pages(file: str) -> None:
+    """Evict a file's clean pages from the kernel page cache (dirty ones are left to writeback)."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 class LocalBlobs(Blobs, LocalCopies):
     """The embedded default blob store; every blob is its own local copy."""
 
@@ -63,15 +75,7 @@ class LocalBlobs(Blobs, LocalCopies):
         return self._file(v.key)
 
     def forget_pages(self, v: Version) -> None:
-        """Evict the blob's clean pages from the kernel page cache (dirty ones are left to writeback)."""
-        try:
-            fd = os.open(self._file(v.key), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        drop_pages(self._file(v.key))
 
     def delete(self, key: str) -> int:
         f = self._file(key)

@@ -35,9 +35,9 @@ from .errors import (
 from .ids import MAX_NODE
 from .paths import depth, split
 from .records import DIR_MODE, Dir, Entry, Stat, Version
+from .sqlite_connections import BUSY_TIMEOUT_MS, Connections
 from .sqlite_schema import SCHEMA, VERSION_COLUMNS, key_range, row_to_dir, row_to_version
 
-BUSY_TIMEOUT_MS = 60_000
 #: Write transactions of this catalog between two WAL checkpoints. No connection checkpoints on its
 #: own (wal_autocheckpoint=0): a checkpoint syncs the disk, and a `nowait` write must never wait for one.
 CHECKPOINT_EVERY = 256
@@ -53,51 +53,23 @@ class SqliteCatalog(Catalog):
     def __init__(self, folder: str) -> None:
         self._folder = folder
         self._db = os.path.join(folder, "catalog.sqlite")
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
+        self._conns = Connections(self._db, ("synchronous=NORMAL", "wal_autocheckpoint=0"))
         self._node_fd: int | None = None
         self._writes = 0  # write transactions since this catalog's last checkpoint
         self._writes_lock = threading.Lock()
         try:
             self._conn().executescript(SCHEMA)
         except sqlite3.Error as e:  # e.g. another program's database, whose tables clash with ours
-            for conn in self._conns:
-                conn.close()
+            self._conns.close()
             raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
 
     # -- connections and transactions -------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            try:
-                conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False, timeout=60)
-                self._enable_wal(conn)
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-            except sqlite3.Error as e:
-                raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
-            self._local.conn = conn
-            self._local.pid = os.getpid()
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
-    @staticmethod
-    def _enable_wal(conn: sqlite3.Connection) -> None:
-        """Switch to WAL. While another process creates the same database, SQLite answers "database is
-        locked" at once, without its busy handler; so wait and ask again, within the busy timeout."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        try:
+            return self._conns.get()
+        except sqlite3.Error as e:
+            raise Unavailable(f"cannot open the catalog {self._db}: {e}") from e
 
     class _Tx:
         """`with catalog._tx() as c:` one IMMEDIATE transaction, rolled back on any exception.
@@ -597,17 +569,8 @@ class SqliteCatalog(Catalog):
             c.executemany("DELETE FROM versions WHERE key=? AND deleted_at IS NOT NULL", [(k,) for k in keys])
 
     def close(self) -> None:
-        with self._conns_lock:
-            if self._writes and self._conns:
-                self._checkpoint(self._conns[0])
-                self._writes = 0
-            for conn in self._conns:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self._conns.clear()
-        self._local = threading.local()
+        self._conns.close(self._checkpoint if self._writes else None)
+        self._writes = 0
         if self._node_fd is not None:
             os.close(self._node_fd)
             self._node_fd = None

@@ -142,3 +142,11 @@ def fs(store: Store) -> Driver:
 def whole_fs(store: Store) -> Driver:
     """Operations showing the whole store at the root."""
     return Driver(Operations(store))
+
+
+@pytest.fixture
+def work(mount: Any, request: pytest.FixtureRequest) -> Path:
+    """This test's own directory inside the module's `mount` (a real mount the module shares)."""
+    d = mount.path / request.node.name
+    d.mkdir()
+    return d

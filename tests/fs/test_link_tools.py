@@ -27,12 +27,6 @@ def mount() -> Iterator[Mount]:
         yield m
 
 
-@pytest.fixture
-def work(mount: Mount, request: pytest.FixtureRequest) -> Path:
-    d = mount.path / request.node.name
-    d.mkdir()
-    return d
-
 
 @pytest.fixture
 def store(mount: Mount) -> Iterator[Store]:

@@ -31,13 +31,6 @@ def mount() -> Iterator[Mount]:
         yield m
 
 
-@pytest.fixture
-def work(mount: Mount, request: pytest.FixtureRequest) -> Path:
-    """This test's own directory inside the mount."""
-    d = mount.path / request.node.name
-    d.mkdir()
-    return d
-
 
 def stored(mount: Mount, work: Path) -> list[str]:
     """The store paths of every live file below `work`, as another client of the store sees them."""

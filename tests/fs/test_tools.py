@@ -39,13 +39,6 @@ def mount() -> Iterator[Mount]:
         yield m
 
 
-@pytest.fixture
-def work(mount: Mount, request: pytest.FixtureRequest) -> Path:
-    """This test's own directory inside the mount."""
-    d = mount.path / request.node.name
-    d.mkdir()
-    return d
-
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
