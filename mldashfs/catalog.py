@@ -11,7 +11,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from .errors import InvalidPath, NotPermitted
 from .records import DIR_MODE, Dir, Entry, Stat, Version
+
+
+def dir_move_changes_nothing(src: str, dst: str) -> bool:
+    """The checks of `rename_dir`'s arguments every backend makes first: the root stays, a folder
+    does not move into itself; True when the move is onto itself (nothing to do)."""
+    if src == "":
+        raise NotPermitted("cannot rename the store root")
+    if dst.startswith(src + "/"):
+        raise InvalidPath(f"cannot move {src!r} into itself ({dst!r})")
+    return dst == src
 
 
 class NewerExists(Exception):

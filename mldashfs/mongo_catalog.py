@@ -478,11 +478,7 @@ class MongoCatalog(MongoSteps, Catalog):
         if src == dst:
             return
         pd = self.settled_probe(dst)
-        dparent = split(dst)[0]
-        if dparent and dparent not in pd.up_dirs:
-            if dparent in pd.up_files:
-                raise NotADirectory(f"{dparent!r} is a file, not a directory")
-            raise NotFound(f"no directory {dparent!r}")
+        pd.require_parent()
         if pd.dir is not None:
             raise IsADirectory(f"{dst!r} is a directory")
         if pd.file is not None and not replace:

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from .errors import AlreadyExists, InvalidPath, NotADirectory, NotEmpty, NotFound, NotPermitted, Unavailable
+from .catalog import dir_move_changes_nothing
+from .errors import AlreadyExists, NotADirectory, NotEmpty, NotFound, NotPermitted, Unavailable
 from .mongo_schema import DIRS, FILES, PATH_MAX_CHARS, VERSIONS, ancestors, below, dir_doc
 from .paths import EXPERIMENT_DEPTH, depth, split
 
@@ -116,12 +117,8 @@ class FolderMove:
     @classmethod
     def rename(cls, cat: MongoSteps, src: str, dst: str, now: float, replace: bool) -> None:
         """`Catalog.rename_dir`: checks as the SQLite catalog does, then moves (retrying on overlaps)."""
-        if src == "":
-            raise NotPermitted("cannot rename the store root")
-        if dst == src:
+        if dir_move_changes_nothing(src, dst):
             return
-        if dst.startswith(src + "/"):
-            raise InvalidPath(f"cannot move {src!r} into itself ({dst!r})")
         for attempt in range(RETRIES):
             move = cls(cat, src, dst, now)
             if cat.transactions and cat.coll(FILES).count_documents({"path": below(src)}) <= TXN_FILES:
@@ -178,11 +175,7 @@ class FolderMove:
             raise NotFound(f"no directory {src!r}")
         cat.wait_moves(list(cat.coll(DIRS).find({"path": below(src), "moving": {"$exists": True}})))
         pd = cat.settled_probe(dst)
-        dparent = split(dst)[0]
-        if dparent and dparent not in pd.up_dirs:
-            if dparent in pd.up_files:
-                raise NotADirectory(f"{dparent!r} is a file, not a directory")
-            raise NotFound(f"no directory {dparent!r}")
+        pd.require_parent()
         if pd.file is not None:
             raise NotADirectory(f"{dst!r} is a file")
         if pd.dir is not None:

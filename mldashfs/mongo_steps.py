@@ -25,7 +25,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from .errors import InvalidValue, Unavailable
+from .errors import InvalidValue, NotADirectory, NotFound, Unavailable
 from .mongo_moves import MustWait, moved, wait_for
 from .mongo_schema import DIRS, FILES, INDEXES, VERSIONS, ancestors, dir_doc, root_doc
 from .paths import split
@@ -75,6 +75,14 @@ class Probe:
     def moving(self) -> list[dict[str, Any]]:
         """Directory documents at or above the path that a folder rename is moving."""
         return [d for d in (self.dir, *self.up_dirs.values()) if d is not None and "moving" in d]
+
+    def require_parent(self) -> None:
+        """NotFound or NotADirectory unless the path's parent is a directory (what a move needs)."""
+        parent = split(self.path)[0]
+        if parent and parent not in self.up_dirs:
+            if parent in self.up_files:
+                raise NotADirectory(f"{parent!r} is a file, not a directory")
+            raise NotFound(f"no directory {parent!r}")
 
     def missing_parents(self) -> tuple[list[str], str | None]:
         """Missing ancestors (nearest first) up to the nearest directory, and a file met on the way."""

@@ -20,10 +20,9 @@ import time
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from .catalog import Catalog, NewerExists
+from .catalog import Catalog, NewerExists, dir_move_changes_nothing
 from .errors import (
     AlreadyExists,
-    InvalidPath,
     IsADirectory,
     NotADirectory,
     NotEmpty,
@@ -495,12 +494,8 @@ class SqliteCatalog(Catalog):
             self._prune(c, sparent)
 
     def rename_dir(self, src: str, dst: str, now: float, replace: bool) -> None:
-        if src == "":
-            raise NotPermitted("cannot rename the store root")
-        if dst == src:
+        if dir_move_changes_nothing(src, dst):
             return
-        if dst.startswith(src + "/"):
-            raise InvalidPath(f"cannot move {src!r} into itself ({dst!r})")
         with self._tx() as c:
             skind = self._kind(c, src)
             if skind is None:
