@@ -133,6 +133,24 @@ class Catalog(ABC):
     def forget_keys(self, keys: list[str]) -> None:
         """Drop the (deleted) version rows of keys whose bytes were reclaimed."""
 
+    # -- fsck ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def all_keys(self) -> set[str]:
+        """Blob keys any version row names, live or deleted (bytes no row names are orphans)."""
+
+    @abstractmethod
+    def live_versions(self) -> Iterator[Version]:
+        """Every live version, history included (each needs its bytes)."""
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """Broken catalog invariants, one line each (empty when consistent)."""
+
+    @abstractmethod
+    def repair(self) -> int:
+        """Fix what `check` finds (idempotent steps); returns how many problems were fixed."""
+
     @abstractmethod
     def close(self) -> None:
         """Release connections and the node lease."""

@@ -573,6 +573,17 @@ class MongoCatalog(MongoSteps, Catalog):
         """Finish lapsed folder renames and fix what a crash left below `under`; returns the fixes made."""
         return repair(self, under)
 
+    @remote
+    def all_keys(self) -> set[str]:
+        return {d["_id"] for d in self.coll(VERSIONS).aggregate([{"$group": {"_id": "$key"}}], batchSize=PAGE)}
+
+    def live_versions(self) -> Iterator[Version]:
+        try:
+            for d in self.coll(VERSIONS).find({"deleted_at": None}, batch_size=PAGE).sort("_id", 1):
+                yield doc_to_version(d)
+        except PyMongoError as e:
+            raise self.unavailable(e) from e
+
     def close(self) -> None:
         self._lease.release()
         self._client.close()

@@ -35,6 +35,7 @@ from .ids import MAX_NODE
 from .paths import depth, split
 from .records import DIR_MODE, Dir, Entry, Stat, Version
 from .sqlite_connections import BUSY_TIMEOUT_MS, Connections
+from .sqlite_repair import lines, repair, scan
 from .sqlite_schema import SCHEMA, VERSION_COLUMNS, key_range, row_to_dir, row_to_version
 
 #: Write transactions of this catalog between two WAL checkpoints. No connection checkpoints on its
@@ -569,3 +570,20 @@ class SqliteCatalog(Catalog):
         if self._node_fd is not None:
             os.close(self._node_fd)
             self._node_fd = None
+
+    # -- fsck -------------------------------------------------------------------------------------
+
+    def all_keys(self) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT DISTINCT key FROM versions")}
+
+    def live_versions(self) -> Iterator[Version]:
+        # one query, read whole: a cursor held open across the caller's work would pin the WAL
+        rows = self._conn().execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE deleted_at IS NULL ORDER BY id")
+        yield from map(row_to_version, rows.fetchall())
+
+    def check(self) -> list[str]:
+        """Broken invariants (the module docstring's), one line each; see sqlite_repair.py."""
+        return lines(scan(self._conn()))
+
+    def repair(self) -> int:
+        return repair(self)

@@ -294,6 +294,20 @@ class WriteBackCatalog(Catalog):
         self.remote.forget_keys(keys)
         self._dropped.clear()  # gc forgets deletions, and with them when they happened
 
+    def all_keys(self) -> set[str]:
+        """Keys of published versions and of those pending here (other machines' pending ones are unknown)."""
+        return self.remote.all_keys() | self.journal.keys()
+
+    def live_versions(self) -> Iterator[Version]:
+        """Published live versions only: pending ones are the journal's (see `Journal.stuck`)."""
+        return self.remote.live_versions()
+
+    def check(self) -> list[str]:
+        return self.remote.check()
+
+    def repair(self) -> int:
+        return self.remote.repair()
+
     def close(self) -> None:
         """Stop the uploaders (pending versions stay journaled), then release the journal and MongoDB."""
         self.writeback.close()
