@@ -20,6 +20,7 @@ from .journal import Journal
 from .local_blobs import drop_pages
 from .records import Version
 from .staging import alive as _alive
+from .staging import left_by_crash
 
 #: A read refreshes a copy's place in the LRU order at most this often (an mtime update per open
 #: would cost a metadata write each time).
@@ -141,6 +142,34 @@ class BlobCache(LocalCopies):
         with self._lock:
             self._total = total - freed
         return freed
+
+    # -- fsck -------------------------------------------------------------------------------------
+
+    def leftover_partials(self, min_age: float) -> list[str]:
+        """Downloads a crash cut short (`{name}.{pid}.{thread}` of a gone process): never completed."""
+        out = []
+        for name in sorted(os.listdir(self.partial)):
+            pid = name.split(".")[1] if name.count(".") == 2 else ""
+            file = os.path.join(self.partial, name)
+            if left_by_crash(file, int(pid) if pid.isdigit() else None, min_age):
+                out.append(file)
+        return out
+
+    def unowned(self, keys: set[str], min_age: float) -> list[str]:
+        """Cached or pinned files older than `min_age` whose name is no key of `keys` (the keys of
+        every version and journal row): copies nothing will read or upload."""
+        names = {self.name(k) for k in keys}
+        cutoff = time.time() - min_age
+        out = []
+        for folder in (self.pinned, self.folder):
+            for e in sorted(os.scandir(folder), key=lambda e: e.name):
+                try:
+                    old = e.stat().st_mtime < cutoff
+                except FileNotFoundError:
+                    continue
+                if e.name not in names and old:
+                    out.append(e.path)
+        return out
 
     def usage(self) -> int:
         """Bytes of evictable copies held now (pinned ones are counted as pending uploads)."""

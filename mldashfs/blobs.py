@@ -8,6 +8,7 @@ Backends: `LocalBlobs` (a folder; the embedded default: each blob is its own loc
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from .paths import EXPERIMENT_DEPTH
@@ -19,6 +20,22 @@ def blob_key(path: str, vid: int) -> str:
     parts = path.split("/")
     exp, prefix, name = parts[:EXPERIMENT_DEPTH], parts[EXPERIMENT_DEPTH:-1], parts[-1]
     return "/".join([*exp, "files", *prefix, str(vid), name])
+
+
+def is_blob_key(key: str) -> bool:
+    """Whether `key` has the shape `blob_key` gives (a folder holds other files too: logs, a README)."""
+    parts = key.split("/")
+    return (len(parts) >= EXPERIMENT_DEPTH + 3 and parts[EXPERIMENT_DEPTH] == "files" and parts[-2].isdigit()
+            and "" not in parts and not parts[0].startswith("."))
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as its backend lists it (fsck compares these with the catalog's keys)."""
+
+    key: str
+    size: int
+    mtime: float  # when it was written, epoch seconds (orphans younger than a safety age are left alone)
 
 
 class Blobs(ABC):

@@ -205,5 +205,19 @@ class Journal:
         """Blob keys of every pending version (their cached bytes must stay)."""
         return {r[0] for r in self._conn().execute("SELECT key FROM pending")}
 
+    # -- fsck -------------------------------------------------------------------------------------
+
+    def stuck(self, attempts: int, older_than: float) -> list[tuple[Version, int, str | None]]:
+        """`(version, failed attempts, last error)` of pending versions that failed at least `attempts`
+        times or were committed more than `older_than` seconds ago."""
+        rows = self._conn().execute(
+            "SELECT record, attempts, last_error FROM pending WHERE attempts >= ? OR committed_at < ? ORDER BY id",
+            (attempts, time.time() - older_than)).fetchall()
+        return [(from_json(r[0]), r[1], r[2]) for r in rows]
+
+    def retry(self, vid: int) -> None:
+        """Forget a pending version's failures so uploaders take it again at once."""
+        self._conn().execute("UPDATE pending SET attempts=0, last_error=NULL WHERE id=?", (vid,))
+
     def close(self) -> None:
         self._conns.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from .blobs import Blobs, LocalCopies
+from .blobs import Blobs, LocalCopies, StoredBlob, is_blob_key
 from .errors import NotFound
-from .hashing import write_all
+from .hashing import CHUNK, write_all
 from .records import Version
 
 
@@ -92,6 +94,44 @@ class LocalBlobs(Blobs, LocalCopies):
                 break
             d = os.path.dirname(d)
         return size
+
+    # -- fsck -------------------------------------------------------------------------------------
+
+    def list_keys(self) -> Iterator[StoredBlob]:
+        """Every file under the folder laid out like a blob key (the store's own folder is skipped)."""
+        for folder, dirs, files in os.walk(self.root):
+            rel = os.path.relpath(folder, self.root)
+            if rel == ".":
+                dirs[:] = [d for d in dirs if not d.startswith(".")]  # .mldashfs: catalog, staging, logs
+            for name in files:
+                key = name if rel == "." else f"{rel}/{name}"
+                if not is_blob_key(key):
+                    continue
+                try:
+                    st = os.lstat(os.path.join(folder, name))
+                except FileNotFoundError:  # gc removed it meanwhile
+                    continue
+                yield StoredBlob(key, st.st_size, st.st_mtime)
+
+    def size_of(self, key: str) -> int | None:
+        """The size of blob `key`, None when it is missing."""
+        try:
+            return os.stat(self._file(key)).st_size
+        except FileNotFoundError:
+            return None
+
+    def sha256_of(self, key: str, progress: Callable[[int], None] | None = None) -> str:
+        """SHA-256 of every byte of blob `key` as stored (NotFound if missing); `progress(n)` per chunk."""
+        h = hashlib.sha256()
+        try:
+            with open(self._file(key), "rb", buffering=0) as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    if progress:
+                        progress(len(chunk))
+        except FileNotFoundError as e:
+            raise NotFound(f"the bytes of {key!r} are missing from {self.root}") from e
+        return h.hexdigest()
 
     def close(self) -> None:
         """Nothing to release: a folder holds no connections."""

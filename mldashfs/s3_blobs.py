@@ -12,6 +12,7 @@ NotFound.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError, NoCredentialsError
 from s3transfer.exceptions import RetriesExceededError
 
+from .blobs import StoredBlob, is_blob_key
 from .errors import ChecksumMismatch, InvalidPath, InvalidValue, NotFound, StoreError, Unavailable
 from .hashing import hash_fd
 from .paths import EXPERIMENT_DEPTH
@@ -274,6 +276,47 @@ class S3Blobs:
         cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=older_than_seconds)
         stale = [u for u in self._uploads(self._root + "files/") if u["Initiated"] < cutoff]
         return sum(self._abort(u) for u in stale)
+
+    # -- fsck -------------------------------------------------------------------------------------
+
+    def list_keys(self) -> Iterator[StoredBlob]:
+        """Every object under `{prefix}/files/` laid out like a blob key, as its blob key."""
+        top = self._root + "files/"
+        with self._errors(top):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=top):
+                for o in page.get("Contents", []):
+                    parts = o["Key"][len(top):].split("/")
+                    key = "/".join([*parts[:EXPERIMENT_DEPTH], "files", *parts[EXPERIMENT_DEPTH:]])
+                    if is_blob_key(key) and self.name(key) == o["Key"]:
+                        yield StoredBlob(key, o["Size"], o["LastModified"].timestamp())
+
+    def size_of(self, key: str) -> int | None:
+        """The size of blob `key` (one HEAD), None when there is no such object."""
+        found = self.head(key)
+        return None if found is None else found[0]
+
+    def sha256_of(self, key: str, progress: Progress | None = None) -> str:
+        """SHA-256 of every byte of object `key`, streamed (nothing lands on disk); `progress(n)` per chunk."""
+        name = self.name(key)
+        h = hashlib.sha256()
+        with self._errors(name):
+            body = self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
+            for chunk in body.iter_chunks(MiB):
+                h.update(chunk)
+                if progress:
+                    progress(len(chunk))
+        return h.hexdigest()
+
+    def multipart_uploads(self, older_than_seconds: float) -> list[tuple[str, str, float]]:
+        """`(object name, upload id, start time)` of the multipart uploads under this store's prefix
+        started more than `older_than_seconds` ago."""
+        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=older_than_seconds)
+        return [(u["Key"], u["UploadId"], u["Initiated"].timestamp())
+                for u in self._uploads(self._root + "files/") if u["Initiated"] <= cutoff]
+
+    def abort_upload(self, name: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False if it was already gone."""
+        return self._abort({"Key": name, "UploadId": upload_id})
 
     def check(self, tolerate_outage: bool = False) -> None:
         """Unavailable, saying why, unless the bucket exists and these credentials may use it. With

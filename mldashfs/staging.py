@@ -12,6 +12,7 @@ import io
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -27,6 +28,34 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_start(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), None if it is gone or unknown (no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, after the command's parens
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def left_by_crash(file: str, pid: int | None, min_age: float) -> bool:
+    """Whether a private file named for process `pid` is a crash's leftover: its process is gone, or
+    the file is older than the process now holding that pid (a reboot reused it); a file named for no
+    process is one when older than `min_age`."""
+    try:
+        mtime = os.stat(file).st_mtime
+    except FileNotFoundError:
+        return False
+    if pid is None:
+        return time.time() - mtime > min_age
+    if not alive(pid):
+        return True
+    start = process_start(pid)
+    return start is not None and mtime < start - 1  # its owner wrote it after starting (1 s: tick rounding)
 
 
 class Staging:
@@ -45,6 +74,16 @@ class Staging:
                     os.unlink(os.path.join(self.folder, entry))
                 except OSError:
                     pass
+
+    def leftovers(self, min_age: float) -> list[str]:
+        """Staging files a crash left (see `left_by_crash`), which no live writer will ever commit."""
+        out = []
+        for entry in sorted(os.listdir(self.folder)):
+            pid = entry.split("-", 1)[0]
+            file = os.path.join(self.folder, entry)
+            if left_by_crash(file, int(pid) if pid.isdigit() else None, min_age):
+                out.append(file)
+        return out
 
     def new_file(self, name: str) -> str:
         """A fresh path `{folder}/{pid}-{random}{ext}`; it keeps the name's extension for encoders."""

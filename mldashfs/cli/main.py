@@ -39,7 +39,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand; each command module adds its own."""
-    from . import mount_commands, store_commands, upload_commands
+    from . import fsck_commands, mount_commands, store_commands, upload_commands
 
     store_help = "store folder, or s3://bucket/prefix (default: $ML_DASH_STORE or ./.ml-dash)"
     common = argparse.ArgumentParser(add_help=False)
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands.register(sub, common)
     mount_commands.register(sub, common)
     upload_commands.register(sub, common)
+    fsck_commands.register(sub, common)
     return parser
 
 
