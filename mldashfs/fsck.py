@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from .blobs import StoredBlob
 from .catalog import Catalog
-from .errors import NotFound
+from .errors import ChecksumMismatch, NotFound
 from .records import Version
 from .staging import Staging
 from .store import Store
@@ -168,6 +168,9 @@ def verify_versions(catalog: Catalog, blobs: CheckedBlobs, versions: list[Versio
                 current = catalog.get_version(v.id)
                 if current is not None and not current.deleted:  # else gc reclaimed it meanwhile
                     report.add("missing", v.path, f"version {v.id}: no bytes at {v.key}")
+                continue
+            except ChecksumMismatch as e:  # S3's own checksum of the transfer caught it first
+                report.add("corrupt", v.path, f"version {v.id}: {e}")
                 continue
             report.checked["verified_bytes"] += v.size
             if digest != v.sha256:

@@ -1,7 +1,7 @@
 """`mldashfs fsck`: check a store (and repair what is safe to repair), from the shell.
 
 Exit status: 0 clean; 1 everything found was repaired; 2 damage left (found without --repair, or not
-repairable); 3 the store cannot be opened or the options are wrong.
+repairable); 3 the store cannot be opened or reached, or the options are wrong.
 """
 
 from __future__ import annotations
@@ -46,8 +46,13 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     except StoreError as e:
         print(f"mldashfs: {e}", file=sys.stderr)
         return UNUSABLE
-    with store:
-        report = fsck(store, verify=args.verify, repair=args.repair, min_age=args.min_age, progress_bar=progress_bar)
+    try:
+        with store:
+            report = fsck(store, verify=args.verify, repair=args.repair, min_age=args.min_age,
+                          progress_bar=progress_bar)
+    except StoreError as e:  # S3 or MongoDB stopped answering: the check is incomplete
+        print(f"mldashfs: fsck stopped: {e}", file=sys.stderr)
+        return UNUSABLE
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:
