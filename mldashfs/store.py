@@ -3,7 +3,7 @@
 Invariant: a version is visible only after its bytes are complete at their blob key and its
 catalog row is committed. Commit order and what a crash at each point leaves behind:
 1. bytes written and hashed in staging      -> crash: an orphan staging file, removed at next open;
-2. staging file renamed to its blob key     -> crash: an unreferenced blob, reclaimable (no row names it);
+2. staging file renamed to its blob key     -> crash: an unreferenced blob (no row names it), removed by fsck --repair;
 3. catalog row inserted (one transaction)   -> the version exists.
 """
 
