@@ -64,6 +64,7 @@ def check_journal(store: Store, report: Report, repair: bool) -> None:
         if repair:
             journal.retry(v.id)
     if repair and found:
+        store.writeback.add_workers(4)  # fsck opens the store without uploaders, so it sees what is stuck
         store.writeback.notify()
         store.writeback.wait(lambda: all(journal.get(v.id) is None for v, _ in found), RETRY_WAIT)
         for v, p in found:

@@ -44,9 +44,14 @@ class WriteBack:
         self._attempts: dict[int, int] = {}
         #: Called after a record is published (the catalog drops remote answers it cached before).
         self.published: Callable[[], None] = lambda: None
-        self._threads = [threading.Thread(target=self._work, name=f"uploader-{i}", daemon=True)
-                         for i in range(workers)]
-        for t in self._threads:
+        self._threads: list[threading.Thread] = []
+        self.add_workers(workers)
+
+    def add_workers(self, n: int) -> None:
+        """Start `n` more uploader threads (a store opened with none, e.g. by fsck, may start some later)."""
+        for _ in range(n):
+            t = threading.Thread(target=self._work, name=f"uploader-{len(self._threads)}", daemon=True)
+            self._threads.append(t)
             t.start()
 
     # -- the uploaders ---------------------------------------------------------------------

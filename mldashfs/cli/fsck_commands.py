@@ -42,7 +42,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 
     try:
         # uploaders run only to retry stuck uploads: without --repair fsck changes nothing
-        store = Store.open(args.store, create=False, upload_workers=4 if args.repair else 0, **store_options(args))
+        store = Store.open(args.store, create=False, upload_workers=0, **store_options(args))
     except StoreError as e:
         print(f"mldashfs: {e}", file=sys.stderr)
         return UNUSABLE
