@@ -125,6 +125,18 @@ class Catalog(ABC):
     def rename_dir(self, src: str, dst: str, now: float, replace: bool) -> None:
         """Move a directory and everything below it."""
 
+    # -- retention (mldashfs/retention.py decides what goes; these two list and delete) ---------
+
+    @abstractmethod
+    def iter_versions(self, under: str) -> Iterator[Version]:
+        """Every live version below `under`, sorted by path then id (what a retention policy walks)."""
+
+    @abstractmethod
+    def expire_versions(self, vids: list[int], now: float) -> list[Version]:
+        """Soft-delete those of `vids` that are live and not their path's newest live version; returns
+        those deleted. The check and the delete are one step per version, so a path never loses its
+        newest version to retention, whatever other writers do meanwhile."""
+
     @abstractmethod
     def dead_keys(self) -> list[str]:
         """Blob keys that only deleted versions reference."""

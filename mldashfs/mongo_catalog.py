@@ -536,6 +536,51 @@ class MongoCatalog(MongoSteps, Catalog):
     def rename_dir(self, src: str, dst: str, now: float, replace: bool) -> None:
         FolderMove.rename(self, src, dst, now, replace)
 
+    def iter_versions(self, under: str) -> Iterator[Version]:
+        """Streams with a cursor in batches of PAGE, by the path_id index."""
+        match = {"path": below(under) if under else {"$gt": ""}, "deleted_at": None}
+        try:
+            for d in self.coll(VERSIONS).find(match).sort([("path", 1), ("_id", 1)]).batch_size(PAGE):
+                yield doc_to_version(d)
+        except PyMongoError as e:
+            raise self.unavailable(e) from e
+
+    @remote
+    def expire_versions(self, vids: list[int], now: float) -> list[Version]:
+        out: list[Version] = []
+        for vid in vids:
+            v = self.atomic(lambda vid=vid: self._expire(vid, now))  # type: ignore[misc]
+            if v is not None:
+                out.append(v)
+        return out
+
+    def _expire(self, vid: int, now: float) -> Version | None:
+        """Mark version `vid` deleted if a newer live version of its path exists. Without transactions the
+        check runs again after the mark: if the newer one went meanwhile (a delete_version) while the
+        file is still there, the mark is taken back and `files` reconciled, so the path keeps a newest
+        version. With no file document left, the user deleted the file meanwhile and the mark stays
+        (undoing it would bring a deleted file back). `vid` is never `files.latest` while marked, so
+        readers see no change."""
+        versions = self.coll(VERSIONS)
+        d = versions.find_one({"_id": Int64(vid), "deleted_at": None})
+        if d is None:
+            return None
+
+        def newer() -> bool:
+            return versions.find_one({"path": d["path"], "deleted_at": None, "_id": {"$gt": Int64(vid)}},
+                                     {"_id": 1}) is not None
+
+        if not newer():
+            return None
+        if versions.update_one({"_id": Int64(vid), "deleted_at": None},
+                               {"$set": {"deleted_at": float(now)}}).modified_count == 0:
+            return None
+        if not newer() and self.coll(FILES).find_one({"path": d["path"]}, {"_id": 1}) is not None:
+            versions.update_one({"_id": Int64(vid), "deleted_at": float(now)}, {"$set": {"deleted_at": None}})
+            self.reconcile(d["path"], now)
+            return None
+        return dataclasses.replace(doc_to_version(d), deleted=True)
+
     @remote
     def dead_keys(self) -> list[str]:
         versions = self.coll(VERSIONS)

@@ -41,6 +41,8 @@ from .sqlite_schema import SCHEMA, VERSION_COLUMNS, key_range, row_to_dir, row_t
 #: Write transactions of this catalog between two WAL checkpoints. No connection checkpoints on its
 #: own (wal_autocheckpoint=0): a checkpoint syncs the disk, and a `nowait` write must never wait for one.
 CHECKPOINT_EVERY = 256
+#: Rows per read of `iter_versions`.
+PAGE = 1000
 
 
 class SqliteCatalog(Catalog):
@@ -553,6 +555,28 @@ class SqliteCatalog(Catalog):
         for (path,) in c.execute("SELECT path FROM files WHERE path >= ? AND path < ?", (lo, hi)):
             if depth(path) + shift < 4:
                 raise NotPermitted(f"moving {src!r} to {dst!r} would put files outside an experiment")
+
+    def iter_versions(self, under: str) -> Iterator[Version]:
+        """Reads pages of PAGE rows, each its own read, so a long walk holds no snapshot open."""
+        lo, hi = key_range(under)
+        after: tuple[str, int] = (lo, -1)
+        while True:
+            rows = self._conn().execute(
+                f"SELECT {VERSION_COLUMNS} FROM versions WHERE deleted_at IS NULL AND (path, id) > (?, ?) "
+                "AND path < ? ORDER BY path, id LIMIT ?", (*after, hi, PAGE)).fetchall()
+            yield from map(row_to_version, rows)
+            if len(rows) < PAGE:
+                return
+            after = (rows[-1][1], rows[-1][0])
+
+    def expire_versions(self, vids: list[int], now: float) -> list[Version]:
+        with self._tx() as c:
+            # files.latest is the path's newest live id: a version below it is never the newest
+            done = [vid for vid in vids if c.execute(
+                "UPDATE versions SET deleted_at=? WHERE id=? AND deleted_at IS NULL "
+                "AND id < (SELECT latest FROM files WHERE files.path=versions.path)", (now, vid)).rowcount]
+            rows = [c.execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE id=?", (vid,)).fetchone() for vid in done]
+        return [row_to_version(r) for r in rows]
 
     def dead_keys(self) -> list[str]:
         rows = self._conn().execute(

@@ -16,7 +16,7 @@ import json
 import mimetypes
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import globs, paths
@@ -564,6 +564,15 @@ class Store:
             if len(v.path.encode("utf-8", "surrogateescape")) + grow > paths.STORE_PATH_MAX:
                 raise InvalidPath(f"moving {src!r} to {dst!r} would make {v.path!r} longer than "
                                   f"{paths.STORE_PATH_MAX} bytes", errno.ENAMETOOLONG)
+
+    def iter_versions(self, under: str = "") -> Iterator[Version]:
+        """Every live version below `under`, by path then id (a remote store lists published ones)."""
+        return self.catalog.iter_versions(self._path(under))
+
+    def expire_versions(self, vids: Iterable[int]) -> list[Version]:
+        """Soft-delete the given versions except any that is its path's newest or pending upload;
+        returns those deleted (retention: mldashfs/retention.py; `gc` then reclaims their bytes)."""
+        return self.catalog.expire_versions(list(vids), time.time())
 
     def gc(self) -> int:
         """Reclaim the bytes that only deleted versions reference; returns bytes freed."""

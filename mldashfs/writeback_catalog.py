@@ -287,8 +287,20 @@ class WriteBackCatalog(Catalog):
         self.remote.rename_dir(src, dst, now, replace_dst)
         self._changed()
 
+    def iter_versions(self, under: str) -> Iterator[Version]:
+        """Published versions only: pending ones are newer than any of them and never expire, so a
+        policy counting its newest N from the published ones keeps at least as much as it says."""
+        return self.remote.iter_versions(under)
+
+    def expire_versions(self, vids: list[int], now: float) -> list[Version]:
+        gone = self.remote.expire_versions([vid for vid in vids if self.journal.get(vid) is None], now)
+        self._changed()
+        return gone
+
     def dead_keys(self) -> list[str]:
-        return self.remote.dead_keys()
+        """The remote catalog's dead keys, less any a pending version still needs (its upload reads them)."""
+        pending = self.journal.keys()
+        return [k for k in self.remote.dead_keys() if k not in pending]
 
     def forget_keys(self, keys: list[str]) -> None:
         self.remote.forget_keys(keys)

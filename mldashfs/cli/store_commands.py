@@ -1,4 +1,4 @@
-"""The store commands of `mldashfs`: init, ls, versions, get, put, tag, describe and gc.
+"""The store commands of `mldashfs`: init, ls, versions, get, put, tag, describe and gc (with retention).
 
 Each command opens the store at `--store`, makes one or a few Store calls and prints an
 aligned table (or `--json`, the SDK's result dicts). Bad input raises the core's StoreError
@@ -13,10 +13,12 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .. import retention
 from ..downloads import download
 from ..errors import InvalidPath, InvalidValue, IsADirectory, NotFound
 from ..paths import EXPERIMENT_DEPTH, check_path, depth, hidden_below, hidden_in, join, relative_to
 from ..records import Entry, Version
+from ..retention import Policy, check_policy
 from ..store import Store, check_tags
 from .destinations import destination
 from .main import open_store
@@ -80,7 +82,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--id", help="a version id (default: the newest version)")
     p.set_defaults(func=cmd_describe)
 
-    p = sub.add_parser("gc", parents=parents, help="reclaim the bytes of deleted files and versions")
+    p = sub.add_parser("gc", parents=parents,
+                       help="delete old versions by a retention policy, reclaim the bytes of deleted ones")
+    p.add_argument("--older-than", metavar="AGE", help="versions older than AGE (7d, 12h, 30m) may go")
+    p.add_argument("--keep-last", type=int, metavar="N", help="keep the newest N versions of each file")
+    p.add_argument("--keep-tagged", action="store_true", default=None, help="keep every tagged version")
+    p.add_argument("--dry-run", action="store_true", help="change nothing; report what would go")
     p.set_defaults(func=cmd_gc)
 
 
@@ -309,11 +316,20 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Delete the bytes that only deleted versions still name (deletes are soft until then)."""
+    """Expire versions by the retention policy (the options, under each experiment's own policy file),
+    then delete the bytes that only deleted versions still name (deletes are soft until then)."""
+    given = {"older_than": args.older_than, "keep_last": args.keep_last, "keep_tagged": args.keep_tagged}
+    default = Policy(**check_policy({k: v for k, v in given.items() if v is not None}, "the command line"))
     with open_store(args) as store:
-        freed = store.gc()
+        report = retention.run(store, default, dry_run=args.dry_run)
     if args.json:
-        emit_json({"reclaimedBytes": freed})
-    else:
-        print(f"reclaimed {human_size(freed)}")
+        emit_json({"dryRun": report.dry_run, "reclaimedBytes": report.reclaimed_bytes,
+                   "removedVersions": [version_json(v) for v in report.expired]})
+        return 0
+    if report.expired:
+        rows = [[v.path, v.id_str, human_size(v.size), local_time(v.created_at), ",".join(v.tags)]
+                for v in report.expired]
+        print(render(["PATH", "ID", "SIZE", "CREATED", "TAGS"], rows, right=["SIZE"]))
+    n, size = len(report.expired), human_size(report.reclaimed_bytes)
+    print(f"would remove {n} versions, reclaim {size}" if report.dry_run else f"removed {n} versions, reclaimed {size}")
     return 0
