@@ -41,6 +41,21 @@ def test_a_commit_on_a_full_disk_gets_enospc_at_close_and_stores_nothing(
     assert fs.read_file("new.bin") == b"fits now"
 
 
+def test_a_commit_on_a_disk_gone_read_only_gets_erofs_and_reads_work(
+        fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs.write_file("a.txt", b"hello")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(store.blobs, "commit_bytes", read_only)
+    fh = fs.open("a.txt", os.O_WRONLY | os.O_TRUNC)
+    fs("write", fh, 0, b"changed")
+    assert fs.errno("flush", fh) == errno.EROFS
+    fs("release", fh)
+    assert fs.read_file("a.txt") == b"hello"
+
+
 def test_a_write_on_a_full_disk_fails_that_writer_for_good(
         fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     fh, _ = fs.create("big.bin")
