@@ -42,6 +42,8 @@ class NotADirectory(StoreError):
 
 
 class ReadOnly(StoreError):
+    """The store (or the filesystem holding it) takes no changes."""
+
     errno = _errno.EROFS
 
 
@@ -67,6 +69,22 @@ class Unavailable(StoreError):
     """A backend (disk, S3, MongoDB) cannot be reached or refused the operation."""
 
     errno = _errno.EIO
+
+
+class NoSpace(Unavailable):
+    """The store's disk (or the user's quota on it) is full: nothing was changed."""
+
+    errno = _errno.ENOSPC
+
+
+def os_failure(message: str, e: OSError) -> StoreError:
+    """The StoreError for a disk call that failed with `e`, keeping the errno users can act on
+    (ENOSPC/EDQUOT, EROFS); any other errno is EIO with the reason in the message."""
+    if e.errno in (_errno.ENOSPC, _errno.EDQUOT):
+        return NoSpace(message)
+    if e.errno == _errno.EROFS:
+        return ReadOnly(message)
+    return Unavailable(message)
 
 
 class WouldBlock(Exception):

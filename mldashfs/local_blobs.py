@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -58,14 +59,17 @@ class LocalBlobs(Blobs, LocalCopies):
             os.makedirs(folder, exist_ok=True)
         except FileExistsError:
             pass
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            write_all(fd)(data)
-        except BaseException:
-            os.close(fd)
-            os.unlink(dest)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                write_all(fd)(data)
+            finally:
+                os.close(fd)
+        except BaseException:  # a full disk leaves nothing: no partial bytes, no empty version folder
+            if not self.delete(key):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
             raise
-        os.close(fd)
 
     def open(self, v: Version) -> BinaryIO:
         try:

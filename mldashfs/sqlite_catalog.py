@@ -24,10 +24,13 @@ from .catalog import Catalog, NewerExists, dir_move_changes_nothing
 from .errors import (
     AlreadyExists,
     IsADirectory,
+    NoSpace,
     NotADirectory,
     NotEmpty,
     NotFound,
     NotPermitted,
+    ReadOnly,
+    StoreError,
     Unavailable,
     WouldBlock,
 )
@@ -124,9 +127,16 @@ class SqliteCatalog(Catalog):
             if due:
                 self.catalog._checkpoint(self.conn)
 
-    def _refused(self, e: sqlite3.Error) -> Unavailable:
-        """The error for a write the database refused (locked past the timeout, read-only, full, damaged)."""
-        return Unavailable(f"the catalog {self._db} refused the change, nothing was changed: {e}")
+    def _refused(self, e: sqlite3.Error) -> StoreError:
+        """The error for a write the database refused (locked past the timeout, read-only, full, damaged):
+        NoSpace for a full disk, ReadOnly for a read-only one, Unavailable (EIO) otherwise."""
+        message = f"the catalog {self._db} refused the change, nothing was changed: {e}"
+        code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+        if code == sqlite3.SQLITE_FULL:
+            return NoSpace(message)
+        if code == sqlite3.SQLITE_READONLY:
+            return ReadOnly(message)
+        return Unavailable(message)
 
     def _tx(self, nowait: bool = False) -> SqliteCatalog._Tx:
         return SqliteCatalog._Tx(self, nowait)

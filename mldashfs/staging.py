@@ -150,8 +150,16 @@ class Staged:
         if self._mem is None:
             return
         self.path = self._staging.new_file(self._name)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        write_all(self.fd)(memoryview(self._mem))
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            write_all(self.fd)(memoryview(self._mem))
+        except BaseException:  # a full disk: the bytes stay in memory and no staging file is left
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            Staging.remove(self.path)
+            self.path = None
+            raise
         self._mem = None
 
     def _materialize(self) -> None:

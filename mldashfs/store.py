@@ -33,6 +33,7 @@ from .errors import (
     TooLarge,
     Unavailable,
     WouldBlock,
+    os_failure,
 )
 from .hashing import CHUNK, copy_file_hashing, copy_hashing, write_all
 from .ids import Snowflake, parse_id
@@ -238,7 +239,7 @@ class Store:
         try:
             place(key)
         except OSError as e:
-            raise Unavailable(f"cannot store the bytes of {path!r}: {e.strerror or e}") from e
+            raise os_failure(f"cannot store the bytes of {path!r}: {e.strerror or e}", e) from e
         v = Version(
             id=vid, path=path, size=size, sha256=sha256,
             content_type=content_type or content_type_of(paths.split(path)[1]),
@@ -312,7 +313,7 @@ class Store:
         except BaseException as e:
             Staging.remove(file)
             if isinstance(e, OSError) and not isinstance(e, StoreError):
-                raise Unavailable(f"cannot stage {p!r}: {e.strerror or e}") from e
+                raise os_failure(f"cannot stage {p!r}: {e.strerror or e}", e) from e
             raise
         return file, h.hexdigest(), size
 

@@ -41,6 +41,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "STORE/.mldashfs/logs/mount-PID.log in the background)")
     p.add_argument("--log-level", choices=LEVELS, default="info")
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount (fuse allow_other)")
+    p.add_argument("--read-only", action="store_true", help="refuse every change through the mount (EROFS)")
     p.add_argument("--no-passthrough", action="store_true",
                    help="serve every read through the daemon (default: the kernel reads blobs itself, as root)")
     p.add_argument("--create", action="store_true", help="make the store if --store names none")
@@ -77,7 +78,10 @@ def helper_argv(argv: list[str]) -> list[str] | None:
     for key in ("experiment", "log-file", "log-level", "mongo", "cache-dir", "cache-size", "s3-endpoint"):
         if opts.get(key):
             out += [f"--{key}", opts.pop(key)]
-    for key in ("foreground", "allow-other", "no-passthrough", "create"):
+    if "ro" in opts:  # mount(8)'s own spelling
+        opts.pop("ro")
+        opts["read-only"] = ""
+    for key in ("foreground", "allow-other", "read-only", "no-passthrough", "create"):
         if key in opts:
             opts.pop(key)
             out.append(f"--{key}")
@@ -167,7 +171,7 @@ def _daemon(args: argparse.Namespace, mountpoint: str, ready: Any) -> int:
     try:
         store = open_store(args.store, args.experiment, args.create, **store_options(args))
         serve(store, args.experiment, mountpoint, args.store, mounted, allow_other=args.allow_other,
-              passthrough=not args.no_passthrough)
+              passthrough=not args.no_passthrough, read_only=args.read_only)
     except (MountError, StoreError) as e:
         logging.getLogger("mldashfs.fs").error("%s", e)
         print(f"mldashfs: {e}", file=sys.stderr)

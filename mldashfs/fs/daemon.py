@@ -106,13 +106,17 @@ def raise_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> None:
         log.info("kept the kernel's readahead for %s (%s)", mountpoint, e.strerror)
 
 
-def fuse_options(store_dir: str, allow_other: bool = False) -> set[str]:
-    """libfuse mount options: permissions checked by the kernel, the store shown as the source."""
-    opts = set(pyfuse3.default_options)
+def fuse_options(store_dir: str, allow_other: bool = False, read_only: bool = False) -> set[str]:
+    """libfuse mount options: permissions checked by the kernel (`default_permissions`, always, so
+    `allow_other` never lets other users past the mode bits), the store shown as the source, and
+    `ro` for a read-only mount (the kernel itself answers EROFS to every change)."""
+    opts = set(pyfuse3.default_options) | {"default_permissions"}
     source = store_dir if is_remote(store_dir) else os.path.abspath(store_dir)
     opts |= {f"fsname={source}", "subtype=mldashfs"}
     if allow_other:
         opts.add("allow_other")
+    if read_only:
+        opts.add("ro")
     return opts
 
 
@@ -154,11 +158,12 @@ def _upload_logger(every: float = 5.0) -> Callable[[int, int], None]:
 
 
 def serve(store: Store, experiment: str | None, mountpoint: str, store_dir: str,
-          ready: Callable[[], None], allow_other: bool = False, passthrough: bool = True) -> None:
+          ready: Callable[[], None], allow_other: bool = False, passthrough: bool = True,
+          read_only: bool = False) -> None:
     """Mount `store` at `mountpoint`, call `ready()`, serve until unmounted, then clean up."""
     ops = Operations(store, root=check_path(experiment) if experiment else "", passthrough=passthrough)
     try:
-        pyfuse3.init(ops, mountpoint, fuse_options(store_dir, allow_other))
+        pyfuse3.init(ops, mountpoint, fuse_options(store_dir, allow_other, read_only))
     except RuntimeError as e:
         raise MountError(f"cannot mount {mountpoint}: {e}") from e
     log.info("mounted %s%s at %s", store_dir, f" ({experiment})" if experiment else "", mountpoint)

@@ -116,6 +116,7 @@ class WriteHandle:
     attrs: dict[str, Any] = field(default_factory=dict)  # mtime/mode for the commit
     mtime: float = 0.0
     closed: bool = False  # flushed by a close() and not written since: its release is on the way
+    failed: int = 0  # the errno of a write or commit that failed: nothing of this handle is stored
     lock: HandleLock = field(default_factory=HandleLock)
     released: trio.Event = field(default_factory=trio.Event)
 

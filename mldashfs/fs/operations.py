@@ -636,12 +636,18 @@ class Operations(pyfuse3.Operations):
         if not isinstance(w, WriteHandle):
             raise pyfuse3.FUSEError(errno.EBADF)
         async with w.lock:
+            if w.failed:
+                raise pyfuse3.FUSEError(w.failed)
             staged = self._stage(w)
-            if w.copied and len(buf) <= INLINE_WRITE:
-                n = staged.write(off, buf)  # a small pwrite into the page cache; hashing is on its own thread
-            else:
-                n = await run_blocking(staged.write, off, buf)
-                w.copied = True
+            try:
+                if w.copied and len(buf) <= INLINE_WRITE:
+                    n = staged.write(off, buf)  # a small pwrite into the page cache; hashing is on its own thread
+                else:
+                    n = await run_blocking(staged.write, off, buf)
+                    w.copied = True
+            except BaseException as e:
+                await self._fail(w, e)
+                raise
         w.mtime = time.time()
         w.closed = False
         w.attrs.pop("mtime", None)
@@ -662,9 +668,13 @@ class Operations(pyfuse3.Operations):
         w.staged = None
         w.committing = staged.size
         try:  # a small file commits here on the loop: a thread hop costs as much as the commit itself
-            v = self.store.commit(path, staged, **w.changes, **w.attrs, nowait=True)
-        except WouldBlock:
-            v = await run_blocking(self.store.commit, path, staged, **w.changes, **w.attrs)
+            try:
+                v = self.store.commit(path, staged, **w.changes, **w.attrs, nowait=True)
+            except WouldBlock:
+                v = await run_blocking(self.store.commit, path, staged, **w.changes, **w.attrs)
+        except BaseException as e:  # the store discarded the staged bytes and stored nothing
+            await self._fail(w, e)
+            raise
         finally:
             w.committing = None
         w.base, w.pending, w.created = v, False, False
@@ -673,11 +683,36 @@ class Operations(pyfuse3.Operations):
         self.inodes.invalidate(w.ino)
         log.debug("committed %s version %s (%d bytes)", path, v.id, v.size)
 
+    async def _fail(self, w: WriteHandle, e: BaseException) -> None:
+        """A write or commit of `w` failed with `e` (a full disk, say): drop its bytes, so that no
+        later close or release stores part of them; its later writes and closes get the same errno.
+        A file it created and that has no version leaves the tree (as if never created)."""
+        w.failed = e.errno if isinstance(e, StoreError | OSError) and e.errno else errno.EIO
+        w.pending = False
+        w.changes.clear()
+        w.attrs.clear()
+        staged, w.staged = w.staged, None
+        if staged is not None:
+            await run_blocking(staged.discard)
+        path = self.inodes.path(w.ino)
+        if w.created and path is not None and self.files.uncommitted_writer(w.ino) is None:
+            self.inodes.detach(path)
+            self._forget_kernel_entry(path)
+
+    def _forget_kernel_entry(self, path: str) -> None:
+        """Make the kernel drop its cached name `path` (only once mounted, as `_forget_kernel_attrs`)."""
+        parent, name = split(path)
+        parent_ino = self.inodes.inodes.get(parent)
+        if self.initialized.is_set() and parent_ino is not None:
+            pyfuse3.invalidate_entry_async(parent_ino, encode_name(name), ignore_enoent=True)
+
     @fuse_errors
     async def flush(self, fh: int) -> None:
         w = self.files.handles.get(fh)
         if isinstance(w, WriteHandle):
             async with w.lock:
+                if w.failed:
+                    raise pyfuse3.FUSEError(w.failed)
                 if w.staged is not None and w.staged.dirty:
                     await self._commit(w)
                 w.closed = True

@@ -2,7 +2,8 @@
 
 Every error the SDK raises on purpose is a `StoreError`: a bad name or `to=` is `InvalidPath`,
 metadata that is not JSON is `InvalidValue`, a missing source file or an unknown file id is
-`NotFound`, a corrupt download is `ChecksumMismatch`. Each message names the problem.
+`NotFound`, a corrupt download is `ChecksumMismatch`, a full disk is `NoSpace` (errno ENOSPC) and a
+read-only one `ReadOnly` (EROFS); after either nothing was stored. Each message names the problem.
 """
 
 from mldashfs.errors import (
@@ -11,8 +12,10 @@ from mldashfs.errors import (
     InvalidPath,
     InvalidValue,
     IsADirectory,
+    NoSpace,
     NotADirectory,
     NotFound,
+    ReadOnly,
     StoreError,
     Unavailable,
 )
@@ -24,7 +27,9 @@ __all__ = [
     "InvalidValue",
     "IsADirectory",
     "NotADirectory",
+    "NoSpace",
     "NotFound",
+    "ReadOnly",
     "StoreError",
     "Unavailable",
 ]
