@@ -402,6 +402,7 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
     wait = rng.uniform(0.2 if kind == "mount" else 0.5, s.max_run)
     fault = r.s3 is not None and n % 2 == 1
     info: dict[str, Any] = {"round": n, "kind": kind, "killed_after_s": round(wait, 2), "s3_fault": fault}
+    # killed_after_s counts from the workload's first ledger record
 
     def child(target: str) -> subprocess.Popen[bytes]:
         with open(child_log, "wb") as err:
@@ -410,6 +411,10 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
                                      "--max-size", str(s.max_size)], stderr=err, env=r.env)
 
     def kill_at_random(victim: subprocess.Popen[bytes], worker: subprocess.Popen[bytes]) -> None:
+        started = r.ledger.stat().st_size  # the clock starts at the workload's first record, not at its imports
+        deadline = time.monotonic() + 60
+        while r.ledger.stat().st_size == started and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         t0 = time.monotonic()
         if fault:
             time.sleep(wait / 3)
