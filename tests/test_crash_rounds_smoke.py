@@ -1,0 +1,33 @@
+"""`scripts/crash_rounds.py --quick` (local store) runs end to end and reports no lost and no partial
+version: a correctness check (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .mounting import require_fuse
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "crash_rounds.py"
+
+
+def test_crash_rounds_quick_loses_nothing_and_leaves_no_mount() -> None:
+    require_fuse()
+    with tempfile.TemporaryDirectory(prefix="mldashfs-crash-smoke-") as d:
+        raw = Path(d) / "figures.json"
+        done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--dir", d, "--json", str(raw)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        figures = json.loads(raw.read_text())
+        assert os.listdir(d) == ["figures.json"]  # the work folder, its store and mount point were removed
+        with open("/proc/self/mountinfo") as mounts:
+            assert d not in mounts.read()
+    assert figures["rounds"] == 5 and figures["mount_rounds"] == 3 and figures["sdk_rounds"] == 2
+    assert figures["versions_checked"] > 0 and figures["distinct_versions"] > 0
+    assert figures["lost"] == 0, figures["evidence"]
+    assert figures["partial"] == 0, figures["evidence"]
+    assert "| versions lost | 0 (must be 0) |" in done.stdout
