@@ -380,7 +380,7 @@ class SqliteCatalog(Catalog):
 
     def update_version(self, vid: int, fields: dict[str, Any], now: float) -> Version:
         allowed = {"description", "tags", "metadata", "mtime", "mode", "state"}
-        sets, args = ["updated_at=?"], [now]
+        sets, args = ["updated_at=?"], list[Any]([now])
         for k, val in fields.items():
             if k not in allowed:
                 raise ValueError(f"cannot update {k!r}")

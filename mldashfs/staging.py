@@ -14,9 +14,12 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .hashing import BackgroundHasher, copy_file_hashing, hash_fd, write_all
+
+if TYPE_CHECKING:
+    from .records import Version
 
 
 def alive(pid: int) -> bool:
@@ -289,12 +292,12 @@ class Writer(io.RawIOBase):
     An exception inside `with` discards the bytes instead, so nothing half-written is stored.
     """
 
-    def __init__(self, staged: Staged, commit: Callable[[Staged], object]) -> None:
+    def __init__(self, staged: Staged, commit: Callable[[Staged], Version]) -> None:
         super().__init__()
         self._staged = staged
         self._commit = commit
         self._pos = 0
-        self.version: object | None = None
+        self.version: Version | None = None
 
     def readable(self) -> bool:
         return True

@@ -9,6 +9,7 @@ catalog row is committed. Commit order and what a crash at each point leaves beh
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import errno
 import hashlib
@@ -570,7 +571,7 @@ class Store:
         """Every live version below `under`, by path then id (a remote store lists published ones)."""
         return self.catalog.iter_versions(self._path(under))
 
-    def expire_versions(self, vids: Iterable[int]) -> list[Version]:
+    def expire_versions(self, vids: Iterable[int]) -> builtins.list[Version]:
         """Soft-delete the given versions except any that is its path's newest or pending upload;
         returns those deleted (retention: mldashfs/retention.py; `gc` then reclaims their bytes)."""
         return self.catalog.expire_versions(list(vids), time.time())

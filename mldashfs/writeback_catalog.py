@@ -193,7 +193,8 @@ class WriteBackCatalog(Catalog):
         with self.writeback.lock:
             v = self.journal.get(vid)
             if v is not None:
-                v = replace(v, **{k: tuple(val) if k == "tags" else val for k, val in fields.items()}, updated_at=now)
+                changes: dict[str, Any] = {k: tuple(val) if k == "tags" else val for k, val in fields.items()}
+                v = replace(v, **changes, updated_at=now)
                 if self.journal.replace(v):
                     self._changed()
                     return v

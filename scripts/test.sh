@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 .venv/bin/ruff check mldashfs sdk tests scripts
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

@@ -19,7 +19,7 @@ from .progress import progress_bar
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `fsck` to the `mldashfs` subparsers; `common` carries --store and friends."""
-    p = sub.add_parser("fsck", parents=[common], help="check a store for missing, corrupt or orphan bytes and "
+    p: argparse.ArgumentParser = sub.add_parser("fsck", parents=[common], help="check a store for missing, corrupt or orphan bytes and "
                        "catalog damage; exit 0 clean, 1 repaired, 2 damaged, 3 cannot open")
     p.add_argument("--verify", action="store_true", help="read every byte and compare its SHA-256")
     p.add_argument("--repair", action="store_true",

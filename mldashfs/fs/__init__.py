@@ -10,7 +10,7 @@ import sys
 _flags = sys.getdlopenflags()
 sys.setdlopenflags(_flags | os.RTLD_GLOBAL)
 try:
-    from . import _passthrough  # noqa: F401
+    from . import _passthrough  # type: ignore[attr-defined]  # noqa: F401
 except ImportError:  # not compiled (no C compiler or libfuse3-dev at install)
     pass
 finally:

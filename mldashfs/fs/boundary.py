@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
@@ -27,7 +27,7 @@ EXPECTED = (NotFound, AlreadyExists, NotEmpty)
 R = TypeVar("R")
 
 
-def fuse_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def fuse_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """The one error boundary: StoreError/OSError -> their errno, anything else -> EIO and a log line."""
 
     @functools.wraps(fn)

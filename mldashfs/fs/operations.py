@@ -566,6 +566,7 @@ class Operations(pyfuse3.Operations):
         # From here to the reply nothing awaits, so the kernel gets the opens of an inode in the
         # order the page-cache table records them: it refuses any open but passthrough (with the
         # same blob) while passthrough files are open.
+        cache: CacheMode | None
         if version is None:
             cache = self.cache.open_direct(inode)
         else:
@@ -610,13 +611,13 @@ class Operations(pyfuse3.Operations):
             self.backings.close(backing)
 
     @fuse_errors
-    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # pyfuse3 sends any buffer
         handle = self.files.handles[fh]
         if isinstance(handle, ReadHandle):
             if len(self._reply) < size:
                 self._reply = aligned(size)  # a new one: views of the old one may still be alive
-            data = handle.read_cached(off, size, self._reply)
-            return data if data is not None else await run_blocking(handle.read, off, size)
+            cached = handle.read_cached(off, size, self._reply)
+            return cached if cached is not None else await run_blocking(handle.read, off, size)
         async with handle.lock:
             data = await run_blocking(self._stage(handle).read, off, size)
             handle.copied = True

@@ -6,6 +6,7 @@ As a folder it is where savers write, `list()` looks and globs match; as a file 
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,8 @@ class FileRef(Savers):
 
     def _by_id(self) -> Version:
         unknown = NotFound(f"unknown file id {self._file_id!r} in experiment {self._experiment.path}")
+        if self._file_id is None:
+            raise unknown
         try:
             version = self._experiment.store.get_version(self._file_id)
         except NotFound as e:
@@ -122,7 +125,7 @@ class FileRef(Savers):
 
     def download(
         self, pattern: str | None = None, *, to: str | os.PathLike[str] | None = None
-    ) -> str | list[str]:
+    ) -> str | builtins.list[str]:
         """Copy files out of the store, verifying each SHA-256 (a link comes out as a link to the same
         target); returns the path(s) written.
 
@@ -156,11 +159,11 @@ class FileRef(Savers):
             raise StoreError(f"cannot make the folder {folder}: {e.strerror or e}") from e
         return downloads.download(self._experiment.store, version, target)
 
-    def versions(self) -> list[Result]:
+    def versions(self) -> builtins.list[Result]:
         """Every live version of the file this ref names, oldest first, as `mldashfs versions` lists them."""
         return [self._result(v) for v in self._experiment.store.history(self._locate().path)]
 
-    def delete(self, pattern: str | None = None) -> Result | list[Result]:
+    def delete(self, pattern: str | None = None) -> Result | builtins.list[Result]:
         """Delete the file this ref names (all its versions), or every match of a glob below it.
 
         With `file_id=`, deletes just that version. Returns the result dict(s) of what was deleted.

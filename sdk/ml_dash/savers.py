@@ -65,6 +65,7 @@ class Savers:
         """Store what `encoder(writer)` writes; an exception stores nothing."""
         with self._experiment.store.open_writer(self._target(to), **kw) as writer:
             encoder(writer)
+        assert writer.version is not None  # a clean exit of `with` committed it
         return writer.version.to_dict()
 
     # -- savers ----------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class Savers:
         """
         from . import media
 
-        kw = {"description": description, "tags": tags, "metadata": metadata}
+        kw: dict[str, Any] = {"description": description, "tags": tags, "metadata": metadata}
         if content is None:
             if self._file_path is None:
                 raise ValueError("save() needs content, or files(file_path=...) to upload")

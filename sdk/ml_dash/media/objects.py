@@ -65,7 +65,8 @@ def write_npz_dict(arrays: Mapping[Any, Any], path: str) -> None:
     if bad:
         raise ValueError(f"the keys of a dict written as .npz must be strings, got {bad[0]!r}")
     with open(path, "wb") as out:
-        np.savez(out, **{key: as_array(value) for key, value in arrays.items()})
+        members: dict[str, Any] = {key: as_array(value) for key, value in arrays.items()}
+        np.savez(out, **members)
 
 
 def write_dataframe(frame: Any, path: str, ext: str) -> None:

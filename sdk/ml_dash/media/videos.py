@@ -98,7 +98,7 @@ def write_ffmpeg(frames: list[np.ndarray], path: str, fps: float, **kwargs: Any)
         path, format="FFMPEG", mode="I", fps=fps, macro_block_size=block, **kwargs
     ) as writer:
         for frame in frames:
-            writer.append_data(pad_to_block(frame, block))
+            writer.append_data(pad_to_block(frame, block))  # type: ignore[attr-defined]  # an FFMPEG writer
 
 
 def write_gif(
