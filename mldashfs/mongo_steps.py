@@ -372,7 +372,8 @@ class MongoSteps:
         raise Unavailable(f"{path!r} changes too fast to settle")
 
     def repair_path(self, path: str, now: float) -> None:
-        """Reconcile `path` and make its missing parents. A folder rename met on the way is waited for,
+        """Reconcile `path` and make its missing parents (or, if no file is left there, prune the implied
+        folders made for it). A folder rename met on the way is waited for,
         and then the path is repaired again, and under its new name too (its versions may have moved)."""
         todo = [path]
         for _ in range(ROUNDS):
@@ -387,3 +388,5 @@ class MongoSteps:
             missing, blocker = pr.missing_parents()
             if exists and blocker is None:
                 self.make_dirs(missing, now)
+            elif not exists:  # its versions moved away (a folder rename overtook the insert): an
+                self.prune(split(p)[0])  # implied folder made for it at the old place goes too
