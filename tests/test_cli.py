@@ -508,3 +508,22 @@ def test_ls_shows_links_as_ls_l_does_and_get_writes_a_link(work: Path) -> None:
     assert os.readlink(work / "out.pt") == "/nowhere/x.pt" and "out.pt -> /nowhere/x.pt" in done.stdout
     cli(work, "get", f"{EXP}/models/latest.pt", "out.pt")  # replaces the link it wrote before
     assert os.readlink(work / "out.pt") == "best.pt"
+
+
+def test_control_characters_in_names_are_printed_escaped(work: Path) -> None:
+    """A stored name with an escape sequence never reaches the terminal raw (it would recolour or
+    rewrite the screen): tables, messages and errors show it as \\xNN."""
+    cli(work, "init")
+    src = work / "f.txt"
+    src.write_text("abc")
+    name = "bad\x1b[31mname\x07"
+    put = cli(work, "put", str(src), f"{EXP}/{name}")
+    listed = cli(work, "ls", EXP)
+    history = cli(work, "versions", f"{EXP}/{name}")
+    for out in (put.stdout, listed.stdout, history.stdout):
+        assert "\x1b" not in out and "\x07" not in out
+    assert "bad\\x1b[31mname\\x07" in put.stdout + listed.stdout
+    lines = listed.stdout.splitlines()
+    assert lines[1].index("3 B") == lines[0].index("SIZE") + len("SIZE") - len("3 B")  # columns still align
+    err = cli(work, "get", f"{EXP}/missing\x1b[2J", str(work / "x"), rc=1).stderr
+    assert "\x1b" not in err

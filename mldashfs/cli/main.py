@@ -10,6 +10,7 @@ from typing import Any
 from ..default_store import default_store
 from ..errors import StoreError
 from ..store import Store
+from .terminal import Escaping, escape
 
 
 def open_store(args: argparse.Namespace, create: bool = False) -> Store:
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="surrogateescape")
+    sys.stdout = Escaping(sys.stdout)  # type: ignore[assignment]  # (stderr keeps progress bars' \r)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(helper_argv(argv) or argv)
     if args.store is None:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StoreError as e:
-        print(f"mldashfs: {e}", file=sys.stderr)
+        print(f"mldashfs: {escape(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

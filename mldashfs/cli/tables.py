@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..records import Version, iso
+from .terminal import escape
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -38,6 +39,7 @@ def short_sha(sha256: str) -> str:
 def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> str:
     """An aligned table with a header row; columns named in `right` are right-aligned (numbers)."""
     widths = [len(h) for h in headers]
+    rows = [[escape(c) for c in row] for row in rows]  # escaped before measuring, so columns align
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
 
