@@ -42,8 +42,8 @@ class WriteBack:
         self._stop = threading.Event()
         self._retry_at: dict[int, float] = {}  # version id -> monotonic time of its next attempt here
         self._attempts: dict[int, int] = {}
-        #: Called after a record is published (the catalog drops remote answers it cached before).
-        self.published: Callable[[], None] = lambda: None
+        #: Called with its path after a record is published (the catalog forgets answers it cached about it).
+        self.published: Callable[[str], None] = lambda path: None
         self._threads: list[threading.Thread] = []
         self.add_workers(workers)
 
@@ -108,7 +108,7 @@ class WriteBack:
                     if self.catalog.get_version(v.id) is None:
                         raise
                 self.journal.remove([v.id])
-                self.published()
+                self.published(current.path)
             if not self.journal.has_key(v.key):
                 self.cache.unpin(v.key)
                 if self.cache.over_bound():

@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import heapq
 import logging
-import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import Any
-
-import cachetools
 
 from .catalog import Catalog, NewerExists
 from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, Unavailable, WouldBlock
 from .journal import Journal
 from .paths import join, split
 from .records import DIR_MODE, Dir, Entry, Stat, Version
+from .remote_answers import RemoteAnswers
 from .writeback import WriteBack
 
 log = logging.getLogger(__name__)
@@ -49,28 +47,22 @@ class WriteBackCatalog(Catalog):
         self.remote = remote
         self.journal = journal
         self.writeback = writeback
-        self._cache: cachetools.TTLCache[tuple[Any, ...], Any] = cachetools.TTLCache(maxsize=200_000, ttl=ttl)
-        self._cache_lock = threading.Lock()
+        self._answers = RemoteAnswers(ttl)
         self._dropped: dict[str, float] = {}  # path -> when pending versions of it were deleted here
-        writeback.published = self._changed  # a published version leaves the journal: ask MongoDB again
+        writeback.published = self._answers.forget  # a published version leaves the journal: ask again
 
     # -- the remote side, cached ---------------------------------------------------------------
 
-    def _remote(self, method: str, *args: Any) -> Any:
-        key = (method, *args)
-        with self._cache_lock:
-            try:
-                return self._cache[key]
-            except KeyError:
-                pass
-        value = getattr(self.remote, method)(*args)
-        with self._cache_lock:
-            self._cache[key] = value
-        return value
+    def _remote(self, method: str, path: str) -> Any:
+        return self._answers.point(method, path, lambda: getattr(self.remote, method)(path))
+
+    def _remote_page(self, method: str, path: str, after: str | None, limit: int) -> list[Any]:
+        return self._answers.page(method, path, after, limit,
+                                  lambda: getattr(self.remote, method)(path, after, limit))
 
     def _changed(self) -> None:
-        with self._cache_lock:
-            self._cache.clear()
+        """A change of the remote catalog made here: no cached answer is trusted after it."""
+        self._answers.clear()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -130,10 +122,10 @@ class WriteBackCatalog(Catalog):
         return [merged[n] for n in sorted(merged)][:limit]
 
     def listdir(self, path: str, after: str | None, limit: int) -> list[Entry]:
-        return self._merged(path, after, limit, self._remote("listdir", path, after, limit))
+        return self._merged(path, after, limit, self._remote_page("listdir", path, after, limit))
 
     def list_stats(self, path: str, after: str | None, limit: int) -> list[Stat]:
-        rows = self._remote("list_stats", path, after, limit)
+        rows = self._remote_page("list_stats", path, after, limit)
         pending = self._pending_children(path, after)
         if not pending:
             return rows
@@ -159,27 +151,28 @@ class WriteBackCatalog(Catalog):
                        newest: bool = True) -> Version:
         if nowait:
             raise WouldBlock("a remote catalog is asked before a version is journaled")
-        with self.writeback.lock:
-            try:
-                prev = self.latest(v.path)
-                if prev is None:
-                    self._check_parents(v.path)
-            except Unavailable as e:  # MongoDB unreachable: journal it anyway, it publishes later
-                log.warning("committing %s without asking MongoDB (%s)", v.path, e)
-                prev = self.journal.latest(v.path)
-            if newest and prev is not None and prev.id >= v.id:
-                raise NewerExists(prev.id)
-            if prev is not None and inherit:
-                v = replace(v, **{f: getattr(prev, f) for f in inherit})
-            self.journal.add(v)
-        self._changed()
+        # No lock: adding a row changes no pending record, and reads see the journal before any
+        # cached remote answer, so the remote answers stay valid (the remote catalog is unchanged).
+        try:
+            found = self.lookup(v.path)  # one round trip (the parents' answers are usually cached)
+            if isinstance(found, Dir):
+                raise IsADirectory(f"{v.path!r} is a directory")
+            prev = found
+            if prev is None:
+                self._check_parents(v.path)
+        except Unavailable as e:  # MongoDB unreachable: journal it anyway, it publishes later
+            log.warning("committing %s without asking MongoDB (%s)", v.path, e)
+            prev = self.journal.latest(v.path)
+        if newest and prev is not None and prev.id >= v.id:
+            raise NewerExists(prev.id)
+        if prev is not None and inherit:
+            v = replace(v, **{f: getattr(prev, f) for f in inherit})
+        self.journal.add(v)
         self.writeback.notify()
         return v
 
     def _check_parents(self, path: str) -> None:
-        """IsADirectory if `path` is a directory, NotADirectory if an ancestor is a file."""
-        if isinstance(self.lookup(path), Dir):
-            raise IsADirectory(f"{path!r} is a directory")
+        """NotADirectory if an ancestor of `path` is a file."""
         parent = split(path)[0]
         while parent:
             found = self.lookup(parent)

@@ -1,0 +1,68 @@
+"""The cache of a remote catalog's answers: listings stay whole for the TTL after their last page,
+and a change here forgets what it may have changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from mldashfs import remote_answers
+from mldashfs.remote_answers import RemoteAnswers
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(remote_answers.time, "monotonic", c)
+    return c
+
+
+def test_pages_of_a_long_listing_stay_fresh_until_ttl_after_its_last_page(clock: Clock) -> None:
+    answers, asked = RemoteAnswers(ttl=1.0), []
+
+    def page(after: str | None, limit: int) -> list[str]:
+        def fetch() -> list[str]:
+            asked.append(after)
+            rows = [f"f{i:03}" for i in range(100)]
+            start = 0 if after is None else rows.index(after) + 1
+            return rows[start:start + limit]
+        return answers.page("list_stats", "a/b/c", after, limit, fetch)
+
+    first = page(None, 40)
+    clock.now += 0.8
+    second = page(first[-1], 40)
+    clock.now += 0.8  # the first page is 1.6 s old, but the listing's last page only 0.8 s
+    third = page(second[-1], 40)
+    assert len(third) == 20 and asked == [None, "f039", "f079"]
+    assert page(None, 40) == first and page(first[-1], 10) == second[:10]  # from memory
+    assert page(second[-1], 60) == third  # the end of the folder: a larger limit needs no fetch
+    assert asked == [None, "f039", "f079"]
+    clock.now += 1.1
+    page(None, 40)
+    assert asked[-1] is None and len(asked) == 4  # expired with the listing
+
+
+def test_a_change_forgets_its_path_its_folders_and_their_listings(clock: Clock) -> None:
+    answers, asked = RemoteAnswers(ttl=10.0), []
+
+    def ask(method: str, path: str) -> object:
+        return answers.point(method, path, lambda: asked.append((method, path)) or path)
+
+    ask("lookup", "a/b/c/x")
+    ask("lookup", "a/b/c")
+    ask("lookup", "a/b/other")
+    answers.page("list_stats", "a/b/c", None, 10, lambda: [asked.append(("list", "a/b/c"))] and [])
+    answers.forget("a/b/c/x")
+    ask("lookup", "a/b/c/x")
+    ask("lookup", "a/b/c")
+    ask("lookup", "a/b/other")  # still cached
+    answers.page("list_stats", "a/b/c", None, 10, lambda: [asked.append(("list", "a/b/c"))] and [])
+    assert asked.count(("lookup", "a/b/c/x")) == 2 and asked.count(("lookup", "a/b/c")) == 2
+    assert asked.count(("lookup", "a/b/other")) == 1 and asked.count(("list", "a/b/c")) == 2
