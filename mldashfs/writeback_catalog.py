@@ -11,8 +11,9 @@ machine committed that are not published yet (the journal), plus a short-lived c
 - While MongoDB cannot be reached, commits are journaled without asking it (a new version then
   carries no metadata over from a published one) and publish when it answers again; reads of
   what it holds fail with Unavailable (EIO).
-- Remote answers are cached for `ttl` seconds (what another machine's change may take to show); any
-  change made here clears the cache.
+- Remote answers are cached (remote_answers.py): `ttl` seconds is what another machine's change may
+  take to show. A commit leaves them valid (the journal answers first); a publish forgets those
+  about its path, and any other change made here forgets them all.
 """
 
 from __future__ import annotations
