@@ -53,6 +53,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # script_servers.py beside this script
+
+from script_servers import init_local_store, remote_servers, script_env  # noqa: E402
+
 EXPERIMENT = "crash/rounds/exp"
 SDK_EXPERIMENT = "crash/rounds/train"
 NAMES = [f"{d}/f{i}.bin" for d in ("a", "b/c") for i in range(6)]
@@ -495,41 +499,20 @@ def main() -> int:
 @contextlib.contextmanager
 def servers(remote: bool, work: Path) -> Iterator[Run]:
     """The run's store: a folder, or (remote) a bucket and database on test servers started here."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk"),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = script_env()
     if not remote:
-        store = work / "store"
-        subprocess.run([sys.executable, "-m", "mldashfs.cli", "init", str(store)], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        store = init_local_store(work, env)
         yield Run(work=work, ledger=work / "ledger.jsonl", cli=["--store", str(store)], env=env,
                   location=str(store), sdk_store={"local_path": str(store)})
         return
-    sys.path.insert(0, str(ROOT))
-    from tests.servers.mongo import start_mongo_server
-    from tests.servers.s3 import FAKE_AWS_ENV, start_s3_server
-
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
-        env.pop(k, None)
-    env.update(FAKE_AWS_ENV)
-    os.environ.update(FAKE_AWS_ENV)
-    s3 = start_s3_server()
-    try:
-        mongo = start_mongo_server()
-        try:
-            client = s3.client()
-            client.create_bucket(Bucket="crash")
-            client.close()
-            location, uri = "s3://crash/team", f"{mongo.uri}crashrounds"
-            cache = work / "caches" / "a"
-            env["AWS_ENDPOINT_URL"] = s3.endpoint
-            yield Run(work=work, ledger=work / "ledger.jsonl", env=env, s3=s3, location=location,
-                      cli=["--store", location, "--mongo", uri, "--cache-dir", str(cache), "--s3-endpoint", s3.endpoint],
-                      open_options={"mongo": uri, "s3_endpoint": s3.endpoint},
-                      sdk_store={"store": location, "mongo": uri, "cache_dir": str(cache)})
-        finally:
-            mongo.stop()
-    finally:
-        s3.stop()
+    with remote_servers(env, "crash") as (s3, mongo_uri):
+        location, uri = "s3://crash/team", f"{mongo_uri}crashrounds"
+        cache = work / "caches" / "a"
+        env["AWS_ENDPOINT_URL"] = s3.endpoint
+        yield Run(work=work, ledger=work / "ledger.jsonl", env=env, s3=s3, location=location,
+                  cli=["--store", location, "--mongo", uri, "--cache-dir", str(cache), "--s3-endpoint", s3.endpoint],
+                  open_options={"mongo": uri, "s3_endpoint": s3.endpoint},
+                  sdk_store={"store": location, "mongo": uri, "cache_dir": str(cache)})
 
 
 def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:

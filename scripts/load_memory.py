@@ -46,6 +46,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # script_servers.py beside this script
+
+from script_servers import init_local_store, remote_servers, script_env  # noqa: E402
+
 EXPERIMENT = "load/memory/exp"
 BIG = 256 << 20
 BLOCK = 1 << 20
@@ -318,35 +322,17 @@ def daemon(r: Run, mnt: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @contextlib.contextmanager
 def store_for(remote: bool, work: Path) -> Iterator[Run]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk"),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = script_env()
     if not remote:
-        store = work / "store"
-        subprocess.run([sys.executable, "-m", "mldashfs.cli", "init", str(store)], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        store = init_local_store(work, env)
         yield Run(work=work, cli=["--store", str(store)], env=env, location=str(store))
         return
-    sys.path.insert(0, str(ROOT))
-    from tests.servers.mongo import start_mongo_server
-    from tests.servers.s3 import FAKE_AWS_ENV, start_s3_server
-
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
-        env.pop(k, None)
-    env.update(FAKE_AWS_ENV)
-    os.environ.update(FAKE_AWS_ENV)
-    s3 = start_s3_server()
-    try:
-        with start_mongo_server() as mongo:
-            client = s3.client()
-            client.create_bucket(Bucket="load")
-            client.close()
-            location, uri = "s3://load/team", f"{mongo.uri}loadmemory"
-            yield Run(work=work, env=env, location=location, remote=True,
-                      cli=["--store", location, "--mongo", uri, "--cache-dir", str(work / "caches" / "a"),
-                           "--s3-endpoint", s3.endpoint],
-                      open_options={"mongo": uri, "s3_endpoint": s3.endpoint})
-    finally:
-        s3.stop()
+    with remote_servers(env, "load") as (s3, mongo_uri):
+        location, uri = "s3://load/team", f"{mongo_uri}loadmemory"
+        yield Run(work=work, env=env, location=location, remote=True,
+                  cli=["--store", location, "--mongo", uri, "--cache-dir", str(work / "caches" / "a"),
+                       "--s3-endpoint", s3.endpoint],
+                  open_options={"mongo": uri, "s3_endpoint": s3.endpoint})
 
 
 def check_other_machine(r: Run, c: Counts, mnt: Path, sample: int) -> dict[str, Any]:
