@@ -140,8 +140,10 @@ class Journal:
         return cur.rowcount == 1
 
     def move(self, old: Version, new: Version) -> bool:
-        """Give a pending version a new id and path (a rename onto an existing file); False if gone."""
-        cur = self._conn().execute("UPDATE pending SET id=?, path=?, record=?, worker=NULL WHERE id=?",
+        """Give a pending version a new id and path (a rename onto an existing file); False if gone.
+        An uploader holding it keeps it (it releases the key when it finds the old id gone), so no
+        second uploader publishes the key while the first may still act on it."""
+        cur = self._conn().execute("UPDATE pending SET id=?, path=?, record=? WHERE id=?",
                                    (new.id, new.path, to_json(new), old.id))
         return cur.rowcount == 1
 
@@ -170,6 +172,10 @@ class Journal:
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    def release_key(self, key: str, worker: str) -> None:
+        """Free the rows of `key` that `worker` holds (a version renamed while it was being uploaded)."""
+        self._conn().execute("UPDATE pending SET worker=NULL WHERE key=? AND worker=?", (key, worker))
 
     def mark_uploaded(self, vid: int) -> None:
         self._conn().execute("UPDATE pending SET uploaded=1 WHERE id=?", (vid,))

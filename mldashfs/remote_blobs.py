@@ -179,12 +179,14 @@ class RemoteBlobs(Blobs):
         self.cache.add(key, tmp, pinned=True)
 
     def open(self, v: Version) -> BinaryIO:
-        local = self.cache.local_file(v)
-        if local is not None:
+        for _ in range(2):  # a pinned copy may move to the cached ones (its upload ended) in between
+            local = self.cache.local_file(v)
+            if local is None:
+                break
             try:
                 return open(local, "rb")
             except FileNotFoundError:
-                pass  # evicted meanwhile: download it again
+                continue  # moved, or evicted: look again, else download it
         with self._lock:
             d = self._downloads.get(v.key)
             if d is None or not d.add_reader():

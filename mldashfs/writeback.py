@@ -74,7 +74,7 @@ class WriteBack:
                 with self._changed:
                     self._changed.wait(0.5)
                 continue
-            error = self._upload(v)
+            error = self._upload(v, me)
             if error is None:
                 self._retry_at.pop(v.id, None)
                 self._attempts.pop(v.id, None)
@@ -85,8 +85,8 @@ class WriteBack:
                 self.journal.release(v.id, error)
             self.notify()
 
-    def _upload(self, v: Version) -> str | None:
-        """Upload and publish one claimed version; returns the error text on failure."""
+    def _upload(self, v: Version, worker: str) -> str | None:
+        """Upload and publish one version `worker` claimed; returns the error text on failure."""
         try:
             if not self.journal.is_uploaded(v.id):
                 file = self.cache.path(v.key)
@@ -96,8 +96,10 @@ class WriteBack:
                 self.journal.mark_uploaded(v.id)
             with self.lock:
                 current = self.journal.get(v.id)
-                if current is None:  # deleted, or renamed onto a file (a new id), while uploading
-                    if not self.journal.has_key(v.key):
+                if current is None:  # deleted, or renamed onto a file (a new id) while uploading
+                    if self.journal.has_key(v.key):  # renamed: its new row (still ours) goes on
+                        self.journal.release_key(v.key, worker)
+                    else:
                         self.s3.delete(v.key)
                     return None
                 try:
