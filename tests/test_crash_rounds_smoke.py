@@ -1,5 +1,5 @@
-"""`scripts/crash_rounds.py --quick` (local store) runs end to end and reports no lost and no partial
-version: a correctness check (no timing is asserted)."""
+"""`scripts/crash_rounds.py --quick` (a local store, and a remote one on the test servers) runs end to
+end and reports no lost and no partial version: a correctness check (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from .mounting import require_fuse
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "crash_rounds.py"
 
 
-def test_crash_rounds_quick_loses_nothing_and_leaves_no_mount() -> None:
+@pytest.mark.parametrize("where", [[], ["--remote"]], ids=["local", "remote"])
+def test_crash_rounds_quick_loses_nothing_and_leaves_no_mount(where: list[str]) -> None:
     require_fuse()
     with tempfile.TemporaryDirectory(prefix="mldashfs-crash-smoke-") as d:
         raw = Path(d) / "figures.json"
-        done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--dir", d, "--json", str(raw)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run([sys.executable, str(SCRIPT), "--quick", *where, "--dir", d, "--json", str(raw)],
+                              capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         figures = json.loads(raw.read_text())
         assert os.listdir(d) == ["figures.json"]  # the work folder, its store and mount point were removed
