@@ -55,7 +55,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # script_servers.py beside this script
 
-from script_servers import init_local_store, remote_servers, script_env  # noqa: E402
+from script_servers import init_local_store, remote_servers, script_env, wait_mounted  # noqa: E402
 
 EXPERIMENT = "crash/rounds/exp"
 SDK_EXPERIMENT = "crash/rounds/train"
@@ -353,11 +353,7 @@ def daemon(cli: list[str], mountpoint: Path, log: Path, env: dict[str, str]) -> 
     with open(log.with_suffix(".out"), "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.ismount(mountpoint):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"crash_rounds: the mount did not start:\n{log.with_suffix('.out').read_text()}")
-            time.sleep(0.05)
+        wait_mounted(proc, mountpoint, log.with_suffix(".out"), "crash_rounds")
         yield proc
     finally:
         detach(mountpoint)

@@ -48,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # script_servers.py beside this script
 
-from script_servers import init_local_store, remote_servers, script_env  # noqa: E402
+from script_servers import init_local_store, remote_servers, script_env, wait_mounted  # noqa: E402
 
 EXPERIMENT = "load/memory/exp"
 BIG = 256 << 20
@@ -307,11 +307,7 @@ def daemon(r: Run, mnt: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(r.work / "mount.out", "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=r.env)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.ismount(mnt):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"load_memory: the mount did not start:\n{(r.work / 'mount.out').read_text()}")
-            time.sleep(0.05)
+        wait_mounted(proc, mnt, r.work / "mount.out", "load_memory")
         yield proc
     finally:
         for flags in (["-u"], ["-u", "-z"]):

@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,12 @@ def remote_servers(env: dict[str, str], bucket: str) -> Iterator[tuple[Any, str]
             yield s3, mongo.uri
     finally:
         s3.stop()
+
+
+def wait_mounted(proc: subprocess.Popen[bytes], mountpoint: Path, output: Path, who: str) -> None:
+    """Return once the daemon `proc` serves `mountpoint`; SystemExit with its output if it cannot."""
+    deadline = time.monotonic() + 60
+    while not os.path.ismount(mountpoint):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{who}: the mount did not start:\n{output.read_text()}")
+        time.sleep(0.05)
