@@ -17,6 +17,9 @@ import cachetools
 
 from .paths import split
 
+#: Most names a folder may hold for `KnownNames` to keep them (a bigger one is asked name by name).
+FOLDER_NAMES = 1000
+
 
 class RemoteAnswers:
     """Cached answers of one remote catalog, keyed by method and path."""
@@ -75,3 +78,52 @@ class RemoteAnswers:
         with self._lock:
             self._points.clear()
             self._pages.clear()
+
+
+class KnownNames:
+    """Every name in a remote folder, from one listing, kept for `ttl` seconds: a commit of a name not
+    among them asks MongoDB nothing, so a run of saves into one folder costs one listing per `ttl`
+    instead of one lookup per file. As stale as a point answer (both are at most `ttl` old); names this
+    machine publishes meanwhile count as present; any other change made here forgets them all."""
+
+    def __init__(self, ttl: float, limit: int = FOLDER_NAMES) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        self._folders: dict[str, tuple[float, float, frozenset[str] | None]] = {}  # -> (listed, expires, names)
+        self._published: dict[str, float] = {}  # path -> when this machine published a version of it
+        self._lock = threading.Lock()
+
+    def absent(self, path: str, list_names: Callable[[str, int], list[str]]) -> bool:
+        """Whether the remote folder of `path` surely has no entry named like it; `list_names(folder,
+        limit)` gives up to `limit` names (asked once per folder and `ttl`)."""
+        folder, name = split(path)
+        now = time.monotonic()
+        with self._lock:
+            listed, expires, names = self._folders.get(folder, (0.0, 0.0, None))
+        if expires <= now:
+            found = list_names(folder, self.limit)
+            listed, names = now, frozenset(found) if len(found) < self.limit else None  # too big: ask by name
+            with self._lock:
+                self._folders[folder] = (listed, now + self.ttl, names)
+                self._prune(now)
+        if names is None or name in names:
+            return False
+        with self._lock:
+            return self._published.get(path, -1.0) < listed
+
+    def published(self, path: str) -> None:
+        """This machine published a version of `path`: a listing made before then may lack it."""
+        with self._lock:
+            self._published[path] = time.monotonic()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._folders.clear()
+
+    def _prune(self, now: float) -> None:
+        """Forget folders and publishes older than any listing still in use (caller holds the lock)."""
+        for folder in [f for f, (_, expires, _) in self._folders.items() if expires <= now]:
+            del self._folders[folder]
+        oldest = min((listed for listed, _, _ in self._folders.values()), default=now)
+        for path in [p for p, t in self._published.items() if t < oldest - 1.0]:
+            del self._published[path]

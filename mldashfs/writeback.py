@@ -109,8 +109,8 @@ class WriteBack:
                 except AlreadyExists:
                     if self.catalog.get_version(v.id) is None:
                         raise
+                self.published(current.path)  # before it leaves the journal: no moment shows neither
                 self.journal.remove([v.id])
-                self.published(current.path)
             if not self.journal.has_key(v.key):
                 self.cache.unpin(v.key)
                 if self.cache.over_bound():

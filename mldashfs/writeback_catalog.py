@@ -30,7 +30,7 @@ from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFou
 from .journal import Journal
 from .paths import join, split
 from .records import DIR_MODE, Dir, Entry, Stat, Version
-from .remote_answers import RemoteAnswers
+from .remote_answers import KnownNames, RemoteAnswers
 from .writeback import WriteBack
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ class WriteBackCatalog(Catalog):
         self.journal = journal
         self.writeback = writeback
         self._answers = RemoteAnswers(ttl)
+        self._names = KnownNames(ttl)
         self._dropped: dict[str, float] = {}  # path -> when pending versions of it were deleted here
-        writeback.published = self._answers.forget  # a published version leaves the journal: ask again
+        writeback.published = self._published
 
     # -- the remote side, cached ---------------------------------------------------------------
 
@@ -64,6 +65,15 @@ class WriteBackCatalog(Catalog):
     def _changed(self) -> None:
         """A change of the remote catalog made here: no cached answer is trusted after it."""
         self._answers.clear()
+        self._names.clear()
+
+    def _published(self, path: str) -> None:
+        """A version of `path` was published and left the journal: ask MongoDB about it again."""
+        self._answers.forget(path)
+        self._names.published(path)
+
+    def _list_names(self, folder: str, limit: int) -> list[str]:
+        return [s.name for s in self.remote.list_stats(folder, None, limit)]
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -91,8 +101,11 @@ class WriteBackCatalog(Catalog):
         return d
 
     def lookup(self, path: str) -> Version | Dir | None:
+        return self._with_pending(path, self._remote("lookup", path))
+
+    def _with_pending(self, path: str, found: Version | Dir | None) -> Version | Dir | None:
+        """What is at `path` given the remote catalog's answer `found` and this machine's journal."""
         pending = self.journal.latest(path)
-        found = self._remote("lookup", path)
         if pending is not None and not isinstance(found, Dir):
             return _newest(pending, found)
         if found is None and path and self.journal.any_below(path):
@@ -155,7 +168,10 @@ class WriteBackCatalog(Catalog):
         # No lock: adding a row changes no pending record, and reads see the journal before any
         # cached remote answer, so the remote answers stay valid (the remote catalog is unchanged).
         try:
-            found = self.lookup(v.path)  # one round trip (the parents' answers are usually cached)
+            # a new name in a folder listed within the TTL asks nothing; else one round trip (the
+            # parents' answers are usually cached)
+            absent = self._names.absent(v.path, self._list_names)
+            found = self._with_pending(v.path, None) if absent else self.lookup(v.path)
             if isinstance(found, Dir):
                 raise IsADirectory(f"{v.path!r} is a directory")
             prev = found

@@ -1,12 +1,12 @@
 """The cache of a remote catalog's answers: listings stay whole for the TTL after their last page,
-and a change here forgets what it may have changed."""
+and a change here forgets what it may have changed; a folder's names answer commits of new names."""
 
 from __future__ import annotations
 
 import pytest
 
 from mldashfs import remote_answers
-from mldashfs.remote_answers import RemoteAnswers
+from mldashfs.remote_answers import KnownNames, RemoteAnswers
 
 
 class Clock:
@@ -66,3 +66,52 @@ def test_a_change_forgets_its_path_its_folders_and_their_listings(clock: Clock) 
     answers.page("list_stats", "a/b/c", None, 10, lambda: [asked.append(("list", "a/b/c"))] and [])
     assert asked.count(("lookup", "a/b/c/x")) == 2 and asked.count(("lookup", "a/b/c")) == 2
     assert asked.count(("lookup", "a/b/other")) == 1 and asked.count(("list", "a/b/c")) == 2
+
+
+class Folder:
+    """A remote folder's names, and how often they were listed."""
+
+    def __init__(self, *names: str) -> None:
+        self.names, self.listed = list(names), 0
+
+    def __call__(self, folder: str, limit: int) -> list[str]:
+        assert folder == "a/b/c/d"
+        self.listed += 1
+        return sorted(self.names)[:limit]
+
+
+def test_new_names_in_a_listed_folder_are_absent_without_asking_again_until_the_ttl(clock: Clock) -> None:
+    names, folder = KnownNames(ttl=1.0), Folder("old.json", "sub")
+    assert names.absent("a/b/c/d/new0.json", folder)
+    assert not names.absent("a/b/c/d/old.json", folder)
+    assert not names.absent("a/b/c/d/sub", folder)
+    for i in range(100):
+        assert names.absent(f"a/b/c/d/new{i}.json", folder)
+    assert folder.listed == 1
+    folder.names.append("new0.json")  # another machine made it: seen once the TTL is over
+    clock.now += 1.01
+    assert not names.absent("a/b/c/d/new0.json", folder)
+    assert folder.listed == 2
+
+
+def test_a_name_published_here_after_the_listing_is_not_absent(clock: Clock) -> None:
+    names, folder = KnownNames(ttl=1.0), Folder()
+    assert names.absent("a/b/c/d/x.json", folder)
+    clock.now += 0.1
+    names.published("a/b/c/d/x.json")  # the listing before it could not have it
+    assert not names.absent("a/b/c/d/x.json", folder)
+    clock.now += 1.0
+    folder.names.append("x.json")
+    assert not names.absent("a/b/c/d/x.json", folder)  # a listing after the publish has it
+    assert folder.listed == 2
+
+
+def test_a_folder_too_big_or_a_change_here_means_asking_by_name(clock: Clock) -> None:
+    names, big = KnownNames(ttl=1.0, limit=10), Folder(*(f"f{i:02}" for i in range(10)))
+    assert not names.absent("a/b/c/d/new", big)  # 10 names of a limit of 10: maybe more
+    small = Folder("f")
+    names.clear()
+    assert names.absent("a/b/c/d/new", small)
+    names.clear()  # a delete or rename made here
+    assert names.absent("a/b/c/d/new", small)
+    assert small.listed == 2

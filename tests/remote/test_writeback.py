@@ -289,3 +289,15 @@ def test_a_version_published_after_a_newer_one_from_another_machine_joins_the_hi
     assert remote_store.open("a").wait_uploads(timeout=60)
     assert [v.id for v in b.history(f"{E}/shared.pt")] == [va.id, vb.id]
     assert b.read_bytes(b.latest(f"{E}/shared.pt")) == b"from b"
+
+
+def test_a_rewrite_just_after_the_publish_carries_the_published_metadata_over(remote_store: RemoteStore) -> None:
+    a = remote_store.open("a", metadata_ttl=60.0)  # the folder's names, listed at the first save, last a minute
+    first = a.put_bytes(f"{E}/runs/r1.json", b"1", description="run one", tags=["keep"])
+    assert a.put_bytes(f"{E}/runs/r2.json", b"2").id > first.id  # a new name: answered from the listing
+    assert a.wait_uploads(timeout=60)  # r1 leaves the journal for MongoDB, after the listing lacking it
+    staged = a.stage(a.latest(f"{E}/runs/r1.json"))
+    staged.write(1, b"1")
+    again = a.commit(f"{E}/runs/r1.json", staged)
+    assert (again.description, again.tags) == ("run one", ("keep",)) and again.id > first.id
+    assert [v.id for v in a.history(f"{E}/runs/r1.json")] == [first.id, again.id]
