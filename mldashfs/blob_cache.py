@@ -108,6 +108,19 @@ class BlobCache(LocalCopies):
         with self._lock:
             self._total += size
 
+    def share(self, key: str, blob: str) -> None:
+        """The copy of `key` holds the same bytes as blob `blob` (a version published onto that blob by
+        dedup): link it in as the copy of `blob` too, unless one is there. A hard link takes no space;
+        the bound counts it twice, so eviction errs on the side of freeing more."""
+        dest = os.path.join(self.folder, self.name(blob))
+        try:
+            os.link(self.path(key), dest)
+            size = os.stat(dest).st_size
+        except (FileExistsError, FileNotFoundError):
+            return
+        with self._lock:
+            self._total += size
+
     def drop(self, key: str) -> None:
         """Remove every copy of `key` (a deleted version)."""
         for folder in (self.pinned, self.folder):

@@ -7,8 +7,10 @@ Paths given to a catalog are already validated store paths (see `paths.check_pat
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidPath, NotPermitted
@@ -34,6 +36,20 @@ class NewerExists(Exception):
         self.newest = newest
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Bytes of a store or a folder of it (`mldashfs du`, `mldashfs status`)."""
+
+    versions: int  # live versions, history included
+    logical: int  # the sum of their sizes: what they would take if no bytes were shared
+    blobs: int  # distinct blobs they use
+    stored: int  # the bytes of those blobs: what they take
+    reclaimable: int  # bytes of blobs only deleted versions use (whole store only: `gc` frees them)
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
 class Catalog(ABC):
     """Metadata of versions (immutable bytes elsewhere), the live file per path, and directories."""
 
@@ -43,7 +59,7 @@ class Catalog(ABC):
 
     @abstractmethod
     def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False,
-                       newest: bool = True) -> Version:
+                       newest: bool = True, share: bool = False) -> Version:
         """Add a committed version as the newest of its path, creating implied parent directories.
 
         The fields named in `inherit` ("mode", "description", "tags", "metadata") are taken from the
@@ -51,8 +67,13 @@ class Catalog(ABC):
         as stored. Raises IsADirectory if the path is a directory, NotADirectory if an ancestor is a
         file, NewerExists (changing nothing) if the path's newest version has an id >= `v.id`; with
         `newest=False` such a version goes in as history instead (an upload of a version committed
-        earlier on another machine, published after a newer one). With `nowait` it raises WouldBlock, having changed nothing, rather than wait (for a lock,
-        the network, a checkpoint); backends that always wait raise it every time.
+        earlier on another machine, published after a newer one). With `nowait` it raises WouldBlock,
+        having changed nothing, rather than wait (for a lock, the network, a checkpoint); backends that
+        always wait raise it every time.
+
+        With `share` (dedup) the version takes the key of a live version with the same SHA-256 and size
+        if there is one, in the same atomic step: the returned version's key says which, and the caller
+        removes its own copy of the bytes. A remote store shares at upload instead (`share_blob`).
         """
 
     @abstractmethod
@@ -144,6 +165,26 @@ class Catalog(ABC):
     @abstractmethod
     def forget_keys(self, keys: list[str]) -> None:
         """Drop the (deleted) version rows of keys whose bytes were reclaimed."""
+
+    @abstractmethod
+    def usage(self, under: str) -> Usage:
+        """What the live versions below `under` hold: logical bytes, and the bytes of their distinct
+        blobs (dedup and renames share blobs); plus what only deleted versions hold, for `gc`."""
+
+    # -- dedup at upload (a remote catalog; SQLite shares at insert: `insert_version(share=True)`) ---
+
+    @abstractmethod
+    def claim_blob(self, sha256: str, size: int) -> str | None:
+        """The key of a stored blob of these bytes, which gc leaves alone until `release_blob`; None
+        when there is none (the caller then stores its own bytes)."""
+
+    @abstractmethod
+    def release_blob(self, key: str) -> None:
+        """End a claim of `claim_blob` (the version using the blob is in, or will not be)."""
+
+    @abstractmethod
+    def register_blob(self, v: Version) -> None:
+        """`v`'s bytes are stored whole at `v.key`: later versions with the same bytes may share them."""
 
     # -- fsck ---------------------------------------------------------------------------------
 

@@ -48,7 +48,8 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from .catalog import Catalog, NewerExists
+from . import mongo_shares as shares
+from .catalog import Catalog, NewerExists, Usage
 from .errors import (
     AlreadyExists,
     IsADirectory,
@@ -62,6 +63,7 @@ from .mongo_leases import LEASE_TTL, RENEW_EVERY, NodeLease
 from .mongo_moves import FolderMove, moved
 from .mongo_repair import repair, scan
 from .mongo_schema import (
+    BLOBS,
     DIRS,
     FILES,
     NODES,
@@ -247,7 +249,8 @@ class MongoCatalog(MongoSteps, Catalog):
 
     @remote
     def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False,
-                       newest: bool = True) -> Version:
+                       newest: bool = True, share: bool = False) -> Version:
+        """`share` is left to the uploader, before it uploads anything (`claim_blob`)."""
         if nowait:
             raise WouldBlock("the MongoDB catalog waits for the network on every write")
         self._lease.check(v.id)
@@ -591,9 +594,19 @@ class MongoCatalog(MongoSteps, Catalog):
         for d in cur:
             batch.append(d["_id"])
             if len(batch) == PAGE:
-                out += self._unreferenced(batch)
+                out += self._dead(self._unreferenced(batch))
                 batch = []
-        return out + self._unreferenced(batch)
+        return out + self._dead(self._unreferenced(batch))
+
+    def _dead(self, keys: list[str]) -> list[str]:
+        """Of `keys` (no live version named them when asked), those whose blobs gc may delete: not
+        claimed by a sharer, marked dying, and still named by no live version (mongo_shares.py)."""
+        if not keys:
+            return []
+        dying = shares.mark_dying(self.coll(BLOBS), keys)
+        dead = set(self._unreferenced(sorted(dying)))
+        shares.keep(self.coll(BLOBS), sorted(dying - dead))
+        return [k for k in keys if k in dead]
 
     def _unreferenced(self, keys: list[str]) -> list[str]:
         if not keys:
@@ -605,6 +618,40 @@ class MongoCatalog(MongoSteps, Catalog):
     def forget_keys(self, keys: list[str]) -> None:
         for i in range(0, len(keys), PAGE):
             self.coll(VERSIONS).delete_many({"key": {"$in": keys[i : i + PAGE]}, "deleted_at": {"$ne": None}})
+            shares.forget(self.coll(BLOBS), keys[i : i + PAGE])
+
+    @remote
+    def usage(self, under: str) -> Usage:
+        match: dict[str, Any] = {"deleted_at": None}
+        if under:
+            match["$or"] = [{"path": under}, {"path": below(under)}]
+        rows = list(self.coll(VERSIONS).aggregate([
+            {"$match": match},
+            {"$group": {"_id": "$key", "n": {"$sum": 1}, "total": {"$sum": "$size"}, "size": {"$max": "$size"}}},
+            {"$group": {"_id": None, "n": {"$sum": "$n"}, "logical": {"$sum": "$total"}, "blobs": {"$sum": 1},
+                        "stored": {"$sum": "$size"}}}]))
+        dead = [] if under else list(self.coll(VERSIONS).aggregate([
+            {"$group": {"_id": "$key", "live": {"$sum": {"$cond": [{"$eq": ["$deleted_at", None]}, 1, 0]}},
+                        "size": {"$max": "$size"}}},
+            {"$match": {"live": 0}},
+            {"$group": {"_id": None, "bytes": {"$sum": "$size"}}}]))
+        r = rows[0] if rows else {"n": 0, "logical": 0, "blobs": 0, "stored": 0}
+        return Usage(int(r["n"]), int(r["logical"]), int(r["blobs"]), int(r["stored"]),
+                     int(dead[0]["bytes"]) if dead else 0)
+
+    # -- dedup at upload (mongo_shares.py) ------------------------------------------------------------
+
+    @remote
+    def claim_blob(self, sha256: str, size: int) -> str | None:
+        return shares.claim(self.coll(BLOBS), sha256, size)
+
+    @remote
+    def release_blob(self, key: str) -> None:
+        shares.release(self.coll(BLOBS), key)
+
+    @remote
+    def register_blob(self, v: Version) -> None:
+        shares.register(self.coll(BLOBS), v)
 
     # -- maintenance ----------------------------------------------------------------------------------
 
@@ -615,7 +662,8 @@ class MongoCatalog(MongoSteps, Catalog):
 
     @remote
     def repair(self, under: str = "") -> int:
-        """Finish lapsed folder renames and fix what a crash left below `under`; returns the fixes made."""
+        """Finish lapsed folder renames and fix what a crash left below `under` (and, for the whole
+        store, claims of shared blobs a dead sharer left); returns the fixes made."""
         return repair(self, under)
 
     @remote

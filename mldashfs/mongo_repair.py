@@ -1,6 +1,7 @@
 """Checking and repairing a MongoDB catalog: what a crash between the single-document writes of
 mongo_catalog.py and mongo_moves.py can leave behind, found by one scan and fixed by the same idempotent
-steps the writes use (finish a lapsed folder rename, reconcile a path, make missing parents, prune).
+steps the writes use (finish a lapsed folder rename, reconcile a path, make missing parents, prune), and
+claims of shared blobs a dead sharer left (mongo_shares.py).
 
 The scan reads, for the paths below `under`: every directory document, every file document, and the
 newest live version id per path (one $group aggregate). A catalog of a million versions takes seconds.
@@ -12,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import mongo_shares as shares
 from .mongo_moves import wait_for
-from .mongo_schema import DIRS, FILES, VERSIONS, ancestors, below
+from .mongo_schema import BLOBS, DIRS, FILES, VERSIONS, ancestors, below
 
 if TYPE_CHECKING:
     from .mongo_steps import MongoSteps
@@ -28,9 +30,10 @@ class Findings:
     orphans: list[str] = field(default_factory=list)  # files or directories whose parent directory is missing
     empty: list[str] = field(default_factory=list)  # implied directories with nothing below them
     both: list[str] = field(default_factory=list)  # paths that are a file and a directory at once
+    claims: list[str] = field(default_factory=list)  # blob keys a dead sharer left claimed (mongo_shares.py)
 
     def lines(self) -> list[str]:
-        return [f"{kind}: {p}" for kind in ("moving", "stale", "orphans", "empty", "both")
+        return [f"{kind}: {p}" for kind in ("moving", "stale", "orphans", "empty", "both", "claims")
                 for p in getattr(self, kind)]
 
 
@@ -57,6 +60,8 @@ def scan(cat: MongoSteps, under: str = "") -> Findings:
     out.empty = sorted(p for p, d in dirs.items() if not d["explicit"] and p not in busy and "moving" not in d)
     out.stale.sort()
     out.orphans.sort()
+    if not under:
+        out.claims = shares.stale_claims(cat.coll(BLOBS), time.time())
     return out
 
 
@@ -76,4 +81,5 @@ def repair(cat: MongoSteps, under: str = "") -> int:
             cat.make_dirs(missing, now)
     for p in found.empty:
         cat.prune(p)
-    return len(found.moving) + len(found.stale) + len(found.orphans) + len(found.empty)
+    shares.clear_claims(cat.coll(BLOBS), found.claims, now)
+    return len(found.moving) + len(found.stale) + len(found.orphans) + len(found.empty) + len(found.claims)

@@ -22,7 +22,7 @@ rename onto an existing file; description/tags/metadata/mtime/mode/state/updated
     mtime         double  user-visible mtime (utime sets it)
     mode          int     permission bits
     state         string  local | pending | uploaded
-    key           string  blob key; a version made by a rename onto a file shares its source's key
+    key           string  blob key; shared by a version made by a rename onto a file, and by dedup
     deleted_at    double|null  soft-delete time; null while live
 
 `files`: one document per live file path, kept in step with `versions` by every write (see
@@ -55,6 +55,9 @@ thread and `close`.
     owner      string  random token of the holding process
     expires_at double  epoch seconds (holder's clock); free once passed
     host, pid, claimed_at   who holds it, for people reading the collection
+
+`blobs`: one document per uploaded blob other versions with the same bytes may share (dedup); its
+fields, and how sharing and gc stay correct without transactions, are in mongo_shares.py.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ from bson.int64 import Int64
 
 from .records import DIR_MODE, Dir, Version
 
-VERSIONS, FILES, DIRS, NODES = "versions", "files", "dirs", "nodes"
+VERSIONS, FILES, DIRS, NODES, BLOBS = "versions", "files", "dirs", "nodes", "blobs"
 
 #: Every lookup the mount and the SDK make, per collection: (keys, options). Created at open;
 #: create_index is a no-op for an index that already exists with the same keys and options.
@@ -86,6 +89,9 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("key", 1)], {"name": "key"}),  # dead_keys / forget_keys (gc)
         ([("tags", 1)], {"name": "tags"}),  # versions by tag
         ([("updated_at", 1)], {"name": "updated_at"}),  # recently changed versions (sync, the web UI)
+    ],
+    BLOBS: [
+        ([("sha256", 1), ("size", 1)], {"name": "sha256"}),  # dedup: a blob of the same bytes
     ],
 }
 

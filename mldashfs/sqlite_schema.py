@@ -25,11 +25,13 @@ CREATE TABLE IF NOT EXISTS versions (
     mtime        REAL NOT NULL,        -- user-visible mtime (utime sets it)
     mode         INTEGER NOT NULL,     -- permission bits
     state        TEXT NOT NULL,        -- local | pending | uploaded
-    key          TEXT NOT NULL,        -- blob key; versions made by rename share their source's key
+    key          TEXT NOT NULL,        -- blob key; shared by versions with the same bytes (dedup)
     deleted_at   REAL                  -- soft-delete time; NULL while live
 );
 CREATE INDEX IF NOT EXISTS versions_live ON versions(path, id) WHERE deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS versions_key ON versions(key);
+-- Dedup: a commit takes the key of a live version with the same bytes (added 2026-12-06).
+CREATE INDEX IF NOT EXISTS versions_sha256 ON versions(sha256, size) WHERE deleted_at IS NULL;
 -- Recent deletions of a path (the mount asks before trusting a size the kernel got from a listing).
 CREATE INDEX IF NOT EXISTS versions_deleted ON versions(path, deleted_at) WHERE deleted_at IS NOT NULL;
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import globs, paths
 from .blobs import Blobs, LocalCopies, blob_key
-from .catalog import Catalog, NewerExists
+from .catalog import Catalog, NewerExists, Usage
 from .errors import (
     InvalidPath,
     InvalidValue,
@@ -184,8 +184,13 @@ class Store:
             self.writeback.wait_paths([self._path(path)], timeout)
 
     def status(self) -> dict[str, Any]:
-        """Where the store is and, for a remote one, its pending uploads, cache use and recent errors."""
-        out: dict[str, Any] = {"store": self.location, "remote": self.remote, "folder": self.root}
+        """Where the store is, its bytes (logical and stored; None while MongoDB cannot be reached), and
+        for a remote one its pending uploads, cache use and recent errors."""
+        try:
+            usage: dict[str, int] | None = self.usage().as_dict()
+        except Unavailable:
+            usage = None  # the rest of the status is this machine's, and matters most now
+        out: dict[str, Any] = {"store": self.location, "remote": self.remote, "folder": self.root, "bytes": usage}
         if self.writeback is not None:
             out.update(self.writeback.status())
         return out
@@ -252,13 +257,15 @@ class Store:
         try:
             while True:
                 try:
-                    v = self.catalog.insert_version(v, inherit, nowait)
+                    v = self.catalog.insert_version(v, inherit, nowait, share=True)
                     break
                 except NewerExists as e:  # made elsewhere in the same millisecond: take a later id
                     v = dataclasses.replace(v, id=self._ids.next(after=e.newest))
         except BaseException:
             self.blobs.delete(key)
             raise
+        if v.key != key:  # dedup: the same bytes were stored already, and the version uses them
+            self.blobs.delete(key)
         if v.is_link and not link:
             # A file written over a link inherited the link's mode (the catalog's `inherit` copies the
             # whole int, and its interface stays as it is): make it a plain file. Until this update
@@ -582,6 +589,11 @@ class Store:
         freed = sum(self.blobs.delete(k) for k in keys)
         self.catalog.forget_keys(keys)
         return freed
+
+    def usage(self, under: str = "") -> Usage:
+        """Live versions below `under` (a folder or a file): their logical bytes and the bytes of the
+        distinct blobs they use (see `Catalog.usage`); a remote store counts published versions."""
+        return self.catalog.usage(self._path(under))
 
     def statvfs(self) -> os.statvfs_result:
         """Capacity of the disk holding the store (for statfs)."""

@@ -8,11 +8,12 @@ from the journal under it, so a published record is always the latest the user g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +45,8 @@ class WriteBack:
         self._attempts: dict[int, int] = {}
         #: Called with its path after a record is published (the catalog forgets answers it cached about it).
         self.published: Callable[[str], None] = lambda path: None
+        self._turns: dict[tuple[str, int], tuple[threading.Lock, int]] = {}  # content -> (lock, users)
+        self._turns_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.add_workers(workers)
 
@@ -86,31 +89,28 @@ class WriteBack:
             self.notify()
 
     def _upload(self, v: Version, worker: str) -> str | None:
-        """Upload and publish one version `worker` claimed; returns the error text on failure."""
+        """Upload and publish one version `worker` claimed; returns the error text on failure. Bytes
+        already stored under another key are not uploaded again: the version is published onto them
+        (dedup; the claim keeps gc off that blob until the record is in)."""
         try:
-            if not self.journal.is_uploaded(v.id):
-                file = self.cache.path(v.key)
-                if v.size >= self.s3.multipart_threshold:
-                    self.s3.abort_uploads_of(v.key)  # a multipart upload a crash left half done
-                self.s3.upload_file(v.key, file, v.sha256, v.size)
-                self.journal.mark_uploaded(v.id)
-            with self.lock:
-                current = self.journal.get(v.id)
-                if current is None:  # deleted, or renamed onto a file (a new id) while uploading
-                    if self.journal.has_key(v.key):  # renamed: its new row (still ours) goes on
-                        self.journal.release_key(v.key, worker)
-                    else:
-                        self.s3.delete(v.key)
-                    return None
+            with self._turn(v):
+                shared = None
+                if not self.journal.is_uploaded(v.id):
+                    shared = self.catalog.claim_blob(v.sha256, v.size)
+                    if shared is None:
+                        file = self.cache.path(v.key)
+                        if v.size >= self.s3.multipart_threshold:
+                            self.s3.abort_uploads_of(v.key)  # a multipart upload a crash left half done
+                        self.s3.upload_file(v.key, file, v.sha256, v.size)
+                        self.journal.mark_uploaded(v.id)
                 try:
-                    # newest=False: a newer version published meanwhile (from another machine) stays
-                    # the newest, and this one joins the path's history
-                    self.catalog.insert_version(replace(current, state="uploaded"), newest=False)
-                except AlreadyExists:
-                    if self.catalog.get_version(v.id) is None:
-                        raise
-                self.published(current.path)  # before it leaves the journal: no moment shows neither
-                self.journal.remove([v.id])
+                    if not self._publish(v, worker, shared):
+                        return None
+                finally:
+                    if shared is not None:
+                        self.catalog.release_blob(shared)
+            if shared is not None:
+                self.cache.share(v.key, shared)
             if not self.journal.has_key(v.key):
                 self.cache.unpin(v.key)
                 if self.cache.over_bound():
@@ -120,6 +120,54 @@ class WriteBack:
             return f"the cached bytes of {v.path!r} are gone ({e.filename}): they cannot be uploaded"
         except Exception as e:
             return f"{type(e).__name__}: {e}"
+
+    @contextlib.contextmanager
+    def _turn(self, v: Version) -> Iterator[None]:
+        """One uploader at a time per content (SHA-256 and size) in this process, so of versions with
+        the same bytes committed together the later ones share the first's blob, not upload them too."""
+        k = (v.sha256, v.size)
+        with self._turns_lock:
+            lock, users = self._turns.get(k, (threading.Lock(), 0))
+            self._turns[k] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._turns_lock:
+                lock, users = self._turns[k]
+                if users == 1:
+                    del self._turns[k]
+                else:
+                    self._turns[k] = (lock, users - 1)
+
+    def _publish(self, v: Version, worker: str, shared: str | None) -> bool:
+        """Publish the journal's current record of `v` (with the key `shared` if given) and take it out
+        of the journal; False when it left the journal meanwhile (deleted, or renamed onto a file)."""
+        with self.lock:
+            current = self.journal.get(v.id)
+            if current is None:  # deleted, or renamed onto a file (a new id) while uploading
+                if self.journal.has_key(v.key):  # renamed: its new row (still ours) goes on
+                    self.journal.release_key(v.key, worker)
+                elif shared is None:
+                    self.s3.delete(v.key)
+                return False
+            record = replace(current, state="uploaded", key=shared or current.key)
+            try:
+                # newest=False: a newer version published meanwhile (from another machine) stays
+                # the newest, and this one joins the path's history
+                self.catalog.insert_version(record, newest=False)
+            except AlreadyExists:  # published before a crash: that record stands
+                done = self.catalog.get_version(v.id)
+                if done is None:
+                    raise
+                record = done
+            if shared is None and record.key == v.key:
+                self.catalog.register_blob(record)
+            elif shared is None:  # the earlier publish shared a blob: this upload is not needed
+                self.s3.delete(v.key)
+            self.published(current.path)  # before it leaves the journal: no moment shows neither
+            self.journal.remove([v.id])
+        return True
 
     # -- waiting ---------------------------------------------------------------------------
 

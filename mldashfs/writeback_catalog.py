@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import Any
 
-from .catalog import Catalog, NewerExists
+from .catalog import Catalog, NewerExists, Usage
 from .errors import AlreadyExists, IsADirectory, NotADirectory, NotEmpty, NotFound, Unavailable, WouldBlock
 from .journal import Journal
 from .paths import join, split
@@ -162,7 +162,8 @@ class WriteBackCatalog(Catalog):
     # -- writes ------------------------------------------------------------------------------
 
     def insert_version(self, v: Version, inherit: Collection[str] = (), nowait: bool = False,
-                       newest: bool = True) -> Version:
+                       newest: bool = True, share: bool = False) -> Version:
+        """Journal `v` (visible here at once); `share` is the uploader's, which asks before uploading."""
         if nowait:
             raise WouldBlock("a remote catalog is asked before a version is journaled")
         # No lock: adding a row changes no pending record, and reads see the journal before any
@@ -316,6 +317,19 @@ class WriteBackCatalog(Catalog):
     def forget_keys(self, keys: list[str]) -> None:
         self.remote.forget_keys(keys)
         self._dropped.clear()  # gc forgets deletions, and with them when they happened
+
+    def claim_blob(self, sha256: str, size: int) -> str | None:
+        return self.remote.claim_blob(sha256, size)
+
+    def release_blob(self, key: str) -> None:
+        self.remote.release_blob(key)
+
+    def register_blob(self, v: Version) -> None:
+        self.remote.register_blob(v)
+
+    def usage(self, under: str) -> Usage:
+        """Published versions only (pending ones: `status()["pending"]`)."""
+        return self.remote.usage(under)
 
     def all_keys(self) -> set[str]:
         """Keys of published versions and of those pending here (other machines' pending ones are unknown)."""

@@ -321,6 +321,22 @@ def test_gc_reclaims_the_bytes_of_deleted_versions_only(work: Path) -> None:
     assert got.read_bytes() == b"y" * 3000  # the live version is untouched
 
 
+def test_du_and_status_tell_logical_from_stored_bytes(work: Path) -> None:
+    src = write(work / "ckpt.bin", b"w" * 4096)
+    for name in ("a.bin", "b.bin", "a.bin"):  # the same bytes three times: one blob
+        cli(work, "put", "--create", str(src), f"{EXP}/models/{name}")
+    cli(work, "put", str(write(work / "cfg.json", b"{}")), f"{EXP}/cfg.json")
+    assert as_json(cli(work, "du", EXP, "--json")) == {
+        "path": EXP, "versions": 4, "logical": 3 * 4096 + 2, "blobs": 2, "stored": 4096 + 2, "reclaimable": 0}
+    assert cli(work, "du", f"{EXP}/models/a.bin").stdout.strip() == (
+        "2 versions: 8.0 KiB logical, 4.0 KiB stored in 1 blob (dedup saves 4.0 KiB)")
+    cli(work, "du", "--store", str(work / "store"), store=False)  # the whole store
+    with Store.open(work / "store") as store:
+        store.delete(f"{EXP}/cfg.json")
+    assert "; 2 B of deleted versions for gc" in cli(work, "status").stdout
+    one_error_line(cli(work, "du", f"{EXP}/nothing", rc=1), "nothing")
+
+
 # -- the store a command opens ---------------------------------------------------------------
 
 

@@ -23,7 +23,17 @@ from ..store import Store, check_tags
 from .destinations import destination
 from .main import open_store
 from .progress import progress_bar
-from .tables import dir_json, emit_json, human_size, local_time, render, short_sha, shown_name, version_json
+from .tables import (
+    dir_json,
+    emit_json,
+    human_size,
+    local_time,
+    render,
+    short_sha,
+    shown_name,
+    usage_line,
+    version_json,
+)
 
 PAGE = 1000
 
@@ -81,6 +91,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--id", help="a version id (default: the newest version)")
     p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("du", parents=parents,
+                       help="bytes of the live versions below PATH: logical, and stored (dedup shares blobs)")
+    p.add_argument("path", nargs="?", default="", metavar="PATH")
+    p.set_defaults(func=cmd_du)
 
     p = sub.add_parser("gc", parents=parents,
                        help="delete old versions by a retention policy, reclaim the bytes of deleted ones")
@@ -312,6 +327,20 @@ def cmd_describe(args: argparse.Namespace) -> int:
         emit_json(version_json(v))
     else:
         print(f"{v.path} id {v.id_str}: {v.description or '(no description)'}")
+    return 0
+
+
+def cmd_du(args: argparse.Namespace) -> int:
+    """Logical bytes (every live version, history included) against stored bytes (their distinct blobs)."""
+    path = check_path(args.path)
+    with open_store(args) as store:
+        if path:
+            store.stat(path)  # NotFound for a path that is nothing
+        u = store.usage(path)
+    if args.json:
+        emit_json({"path": path, **u.as_dict()})
+        return 0
+    print(usage_line(u, whole=path == ""))
     return 0
 
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from ..catalog import Usage
 from ..records import Version, iso
 from .terminal import escape
 
@@ -71,3 +72,15 @@ def dir_json(path: str, name: str, mtime: float) -> dict[str, Any]:
 def emit_json(value: Any, out: TextIO | None = None) -> None:
     """Print one JSON document (indented, UTF-8 kept readable) followed by a newline."""
     print(json.dumps(value, indent=2, ensure_ascii=False), file=out or sys.stdout)
+
+
+def usage_line(u: Usage, whole: bool) -> str:
+    """`N versions: X logical, Y stored in B blobs (dedup saves Z)`, and gc's share for a whole store."""
+    saved = f" (dedup saves {human_size(u.logical - u.stored)})" if u.logical > u.stored else ""
+    gc = f"; {human_size(u.reclaimable)} of deleted versions for gc" if whole and u.reclaimable else ""
+    return (f"{plural(u.versions, 'version')}: {human_size(u.logical)} logical, {human_size(u.stored)} stored "
+            f"in {plural(u.blobs, 'blob')}{saved}{gc}")
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

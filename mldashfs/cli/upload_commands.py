@@ -8,8 +8,9 @@ import sys
 import time
 from typing import Any
 
+from ..catalog import Usage
 from ..errors import Unavailable
-from .tables import human_size, local_time
+from .tables import human_size, local_time, usage_line
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -17,7 +18,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("sync", parents=[common], help="upload every version still pending in the cache, then exit")
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="give up after S seconds (exit 1)")
     p.set_defaults(func=cmd_sync)
-    p = sub.add_parser("status", parents=[common], help="pending uploads, cache use and recent upload errors")
+    p = sub.add_parser("status", parents=[common],
+                       help="the store's bytes (logical, stored), pending uploads, cache use, upload errors")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_status)
 
@@ -49,6 +51,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(st, indent=2))
         return 0
     print(f"store    {st['store']}")
+    known = st["bytes"] is not None
+    print(f"bytes    {usage_line(Usage(**st['bytes']), whole=True) if known else 'unknown: MongoDB cannot be reached'}")
     if not st["remote"]:
         print(f"folder   {st['folder']} (local store: no uploads)")
         return 0

@@ -9,11 +9,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import itertools
+import json
 import os
 import random
 import sqlite3
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -101,6 +103,24 @@ def test_torch_state_dict_and_whole_model(work: Path) -> None:
     whole = torch.load(work / "model.pt", weights_only=False)
     assert torch.equal(whole(x), model(x))
     assert sorted(os.listdir(work)) == ["model.pt", "weights.pt"]
+
+
+def test_an_unchanged_checkpoint_saved_again_takes_the_space_of_one(work: Path, mount: Mount) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(500, 500)  # a 1 MB state dict; torch.save writes the same bytes each time
+    for _ in range(20):
+        torch.save(model.state_dict(), work / "ckpt.pt")
+    assert len(versions(work / "ckpt.pt")) == 20
+    size = (work / "ckpt.pt").stat().st_size
+    blobs = mount.store / store_path(work).replace(EXPERIMENT, EXPERIMENT + "/files", 1)
+    on_disk = [f for f in blobs.rglob("*") if f.is_file()]
+    assert [f.stat().st_size for f in on_disk] == [size]  # one blob for the 20 versions
+    fresh = torch.nn.Linear(500, 500)
+    fresh.load_state_dict(torch.load(work / ".versions" / "ckpt.pt" / versions(work / "ckpt.pt")[3]))
+    assert torch.equal(fresh.weight, model.weight)
+    du = json.loads(run(sys.executable, "-m", "mldashfs.cli", "--store", str(mount.store), "du", "--json",
+                        store_path(work, "ckpt.pt")))
+    assert (du["versions"], du["logical"], du["stored"], du["blobs"]) == (20, 20 * size, size, 1)
 
 
 def test_numpy_save_and_load(work: Path) -> None:

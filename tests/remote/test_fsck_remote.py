@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from mldashfs.store import Store
 from tests.remote_stores import RemoteStore
@@ -92,3 +93,19 @@ def test_stuck_upload_is_reported_and_retried(remote_store: RemoteStore) -> None
     assert "5 failed attempts" in r["problems"][0]["detail"] and "503" in r["problems"][0]["detail"]
     assert kinds(fsck(remote_store, "--repair", rc=1)) == [("stuck", f"{EXP}/models/best.pt", True)]
     assert fsck(remote_store, "--verify", rc=0)["checked"]["verified_bytes"] == 7
+
+
+def test_a_claim_a_dead_sharer_left_keeps_the_blob_until_fsck_repair_clears_it(remote_store: RemoteStore) -> None:
+    s = published(remote_store)
+    v = s.latest(f"{EXP}/models/best.pt")
+    cat = s.catalog.remote  # type: ignore[attr-defined]
+    assert cat.claim_blob(v.sha256, v.size) == v.key  # a sharer claims the blob, then is killed
+    cat.coll("blobs").update_one({"_id": v.key}, {"$set": {"claimed_at": time.time() - 7200}})
+    s.delete(f"{EXP}/models/best.pt")
+    assert s.gc() == 0  # the claim keeps the blob: the sharer's version may be on its way
+    s.close()
+    assert kinds(fsck(remote_store, rc=2)) == [("catalog", v.key, False)]
+    assert kinds(fsck(remote_store, "--repair", rc=1)) == [("catalog", v.key, True)]
+    s = remote_store.open("a")
+    assert s.gc() == v.size
+    assert s.usage().as_dict() == {"versions": 1, "logical": 3, "blobs": 1, "stored": 3, "reclaimable": 0}

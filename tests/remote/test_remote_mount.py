@@ -120,3 +120,25 @@ def test_a_corrupted_object_reads_as_eio(remote_store: RemoteStore, tmp_path: Pa
             (b.path / "bad.bin").read_bytes()
         assert e.value.errno == 5
         assert "checksum" in b.log_text() or "SHA-256" in b.log_text()
+
+
+def test_copies_of_one_checkpoint_upload_once_and_read_back_elsewhere(remote_store: RemoteStore,
+                                                                      tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    src = tmp_path / "ckpt.pt"
+    src.write_bytes(data)
+    with mount_remote(remote_store, "a", tmp_path) as a:
+        (a.path / "ckpts").mkdir()
+        for i in range(5):
+            shutil.copy(src, a.path / "ckpts" / f"epoch{i}.pt")
+            with open(a.path / "ckpts" / f"epoch{i}.pt", "rb") as f:
+                os.fsync(f.fileno())  # published before the next copy: each later one shares its bytes
+    c = s3_client(remote_store.endpoint)
+    objects = c.list_objects_v2(Bucket=remote_store.bucket, Prefix=f"team/files/{E}/ckpts/").get("Contents", [])
+    assert [o["Size"] for o in objects] == [len(data)]
+    b = remote_store.open("b")
+    assert b.usage(f"{E}/ckpts").as_dict() == {"versions": 5, "logical": 5 * len(data), "blobs": 1,
+                                               "stored": len(data), "reclaimable": 0}
+    with mount_remote(remote_store, "b", tmp_path) as mb:
+        for i in range(5):
+            assert (mb.path / "ckpts" / f"epoch{i}.pt").read_bytes() == data

@@ -257,7 +257,7 @@ def test_commits_while_mongodb_is_down_are_journaled_and_publish_when_it_returns
         while "MongoDB" not in " ".join(e["message"] for e in a.status()["errors"]):
             assert time.monotonic() < deadline, a.status()
             time.sleep(0.2)
-        assert a.status()["pending"]["versions"] == 1
+        assert a.status()["pending"]["versions"] == 1 and a.status()["bytes"] is None
         server = start_mongo_server(port=port)  # back (empty: the test server keeps nothing)
         assert a.wait_uploads(timeout=120)
         b = remote_store.open("b", mongo=uri)
