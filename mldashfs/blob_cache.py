@@ -110,8 +110,7 @@ class BlobCache(LocalCopies):
 
     def share(self, key: str, blob: str) -> None:
         """The copy of `key` holds the same bytes as blob `blob` (a version published onto that blob by
-        dedup): link it in as the copy of `blob` too, unless one is there. A hard link takes no space;
-        the bound counts it twice, so eviction errs on the side of freeing more."""
+        dedup): hard-link it in as the copy of `blob`, unless one is there, so reads here stay local."""
         dest = os.path.join(self.folder, self.name(blob))
         try:
             os.link(self.path(key), dest)

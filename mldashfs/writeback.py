@@ -112,7 +112,10 @@ class WriteBack:
             if shared is not None:
                 self.cache.share(v.key, shared)
             if not self.journal.has_key(v.key):
-                self.cache.unpin(v.key)
+                if shared is not None:
+                    self.cache.drop(v.key)  # no version names this key now: its bytes stay as the blob's copy
+                else:
+                    self.cache.unpin(v.key)
                 if self.cache.over_bound():
                     self.cache.evict()
             return None

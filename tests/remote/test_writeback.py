@@ -301,3 +301,19 @@ def test_a_rewrite_just_after_the_publish_carries_the_published_metadata_over(re
     again = a.commit(f"{E}/runs/r1.json", staged)
     assert (again.description, again.tags) == ("run one", ("keep",)) and again.id > first.id
     assert [v.id for v in a.history(f"{E}/runs/r1.json")] == [first.id, again.id]
+
+
+def test_a_version_published_onto_a_shared_blob_reads_from_this_machines_cache(remote_store: RemoteStore) -> None:
+    a = remote_store.open("a", cache_size="64M")
+    data = os.urandom(1 << 20)
+    a.put_bytes(f"{E}/first.pt", data)
+    assert a.wait_uploads(timeout=60)
+    a.blobs.cache.drop(a.latest(f"{E}/first.pt").key)  # type: ignore[attr-defined]  # first's copy evicted
+    v = a.put_bytes(f"{E}/second.pt", data)
+    assert a.wait_uploads(timeout=60)
+    shared = a.latest(f"{E}/second.pt")
+    assert shared.id == v.id and shared.key == a.latest(f"{E}/first.pt").key != v.key
+    before = remote_store.server.stats()["range_bytes_read"]
+    assert a.read_bytes(shared) == data and a.read_bytes(a.latest(f"{E}/first.pt")) == data
+    assert remote_store.server.stats()["range_bytes_read"] == before  # both from second's copy, now the blob's
+    assert len(os.listdir(os.path.join(a.root, "blobs"))) == 1 and os.listdir(os.path.join(a.root, "pinned")) == []
