@@ -136,10 +136,6 @@ def test_the_readme_examples_run_as_pasted_against_a_fresh_store(folder: Path) -
         assert history[-1].metadata["epoch"] == "50"  # and a rewrite through the mount carries it over
 
 
-#: Linked from the docs but written on the remote-mode branch; drop a name once its file is merged.
-PENDING = {"docs/remote-performance.md"}
-
-
 def test_links_between_the_readme_and_docs_lead_to_files() -> None:
     pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
     for page in pages:
@@ -147,7 +143,7 @@ def test_links_between_the_readme_and_docs_lead_to_files() -> None:
             if "://" in target:
                 continue
             path = (page.parent / target).resolve()
-            assert path.exists() or str(path.relative_to(ROOT)) in PENDING, f"{page.name} links to {target}"
+            assert path.exists(), f"{page.name} links to {target}"
 
 
 def test_every_test_docs_semantics_names_exists() -> None:
