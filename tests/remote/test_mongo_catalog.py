@@ -436,6 +436,46 @@ def test_every_call_can_join_a_session(catalog: MongoCatalog) -> None:
             catalog._local.session = None
 
 
+# -- dedup: sharers and gc (mongo_shares.py) -------------------------------------------------------
+
+
+def a_shared_blob(catalog: MongoCatalog) -> Version:
+    """A version whose blob is registered for sharing, then deleted: gc's to take unless claimed."""
+    v = catalog.insert_version(a_version(1, f"{E}/a.pt", sha256="5" * 64, size=100))
+    catalog.register_blob(v)
+    catalog.delete_path(v.path, time.time())
+    return v
+
+
+def test_a_blob_claimed_before_gc_looks_is_kept_and_shared(catalog: MongoCatalog, db: Any) -> None:
+    old = a_shared_blob(catalog)
+    assert catalog.claim_blob(old.sha256, old.size) == old.key  # a sharer, between claim and publish
+    assert catalog.dead_keys() == []  # gc sees the claim
+    catalog.insert_version(a_version(2, f"{E}/b.pt", sha256=old.sha256, size=100, key=old.key))
+    catalog.release_blob(old.key)
+    assert catalog.dead_keys() == []  # now a live version names it
+    assert db["blobs"].find_one({"_id": old.key})["dying"] is None
+    catalog.delete_path(f"{E}/b.pt", time.time())
+    assert catalog.dead_keys() == [old.key]
+
+
+def test_a_blob_gc_marked_first_cannot_be_claimed(catalog: MongoCatalog, db: Any) -> None:
+    old = a_shared_blob(catalog)
+    assert catalog.dead_keys() == [old.key]  # marked dying: its object is about to go
+    assert catalog.claim_blob(old.sha256, old.size) is None  # the sharer uploads its own bytes
+    catalog.forget_keys([old.key])
+    assert db["blobs"].count_documents({}) == 0 and db[VERSIONS].count_documents({}) == 0
+
+
+def test_a_dying_blob_a_live_version_still_names_is_kept(catalog: MongoCatalog, db: Any) -> None:
+    old = a_shared_blob(catalog)
+    db["blobs"].update_one({"_id": old.key}, {"$set": {"dying": time.time()}})  # a gc that died mid-way
+    catalog.insert_version(a_version(3, f"{E}/c.pt", key=old.key))  # e.g. a rename onto a file
+    assert catalog.dead_keys() == []
+    catalog.delete_path(f"{E}/c.pt", time.time())
+    assert catalog.dead_keys() == [old.key]
+
+
 # -- folder renames --------------------------------------------------------------------------------
 
 
