@@ -111,6 +111,12 @@ class KnownNames:
         with self._lock:
             return self._published.get(path, -1.0) < listed
 
+    def is_folder(self, folder: str) -> bool:
+        """Whether a listing of `folder` within the TTL found entries in it (then it is a directory)."""
+        with self._lock:
+            _, expires, names = self._folders.get(folder, (0.0, 0.0, frozenset()))
+        return expires > time.monotonic() and (names is None or bool(names))
+
     def published(self, path: str) -> None:
         """This machine published a version of `path`: a listing made before then may lack it."""
         with self._lock:

@@ -190,9 +190,10 @@ class WriteBackCatalog(Catalog):
         return v
 
     def _check_parents(self, path: str) -> None:
-        """NotADirectory if an ancestor of `path` is a file."""
+        """NotADirectory if an ancestor of `path` is a file (none is below a folder listed with entries
+        within the TTL: a run of saves into one folder asks nothing)."""
         parent = split(path)[0]
-        while parent:
+        while parent and not self._names.is_folder(parent):
             found = self.lookup(parent)
             if isinstance(found, Dir):
                 return

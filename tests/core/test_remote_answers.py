@@ -94,6 +94,18 @@ def test_new_names_in_a_listed_folder_are_absent_without_asking_again_until_the_
     assert folder.listed == 2
 
 
+def test_a_folder_listed_with_entries_within_the_ttl_is_known_to_be_one(clock: Clock) -> None:
+    names = KnownNames(ttl=1.0)
+    assert not names.is_folder("a/b/c/d")  # never listed
+    names.absent("a/b/c/d/x", Folder())
+    assert not names.is_folder("a/b/c/d")  # listed empty: maybe no folder at all, or a file
+    clock.now += 1.01
+    names.absent("a/b/c/d/x", Folder("y"))
+    assert names.is_folder("a/b/c/d")
+    clock.now += 1.01
+    assert not names.is_folder("a/b/c/d")  # too old to tell
+
+
 def test_a_name_published_here_after_the_listing_is_not_absent(clock: Clock) -> None:
     names, folder = KnownNames(ttl=1.0), Folder()
     assert names.absent("a/b/c/d/x.json", folder)
