@@ -68,7 +68,7 @@ def test_saves_of_the_same_bytes_racing_deletes_and_gc_lose_nothing(open_store: 
         while not stop.is_set():
             try:
                 collector.gc()
-            except errors.StoreError as e:  # noqa: PERF203 (a failed round is reported, not retried)
+            except errors.StoreError as e:  # reported at the end, not retried
                 failures.append(e)
 
     gc = threading.Thread(target=collect)
