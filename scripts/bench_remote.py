@@ -141,6 +141,11 @@ class Bench:
     block: bytes = field(default_factory=lambda: os.urandom(BLOCK))
     _count: int = 0
 
+    def round_block(self, r: int) -> bytes:
+        """`block` with round `r` in its first bytes: each round writes new bytes (dedup would make a
+        write of bytes already stored skip its upload)."""
+        return r.to_bytes(8, "little") + self.block[8:]
+
     def fresh(self, name: str) -> Path:
         """A path in the work folder that no earlier call gave (mount points, cache folders)."""
         self._count += 1
@@ -446,7 +451,6 @@ def bench_write(b: Bench, client: Any) -> dict[str, Any]:
     journal is empty (uploaded to S3 and published to MongoDB). s3fs and rclone: until a HEAD shows
     the whole object. Each round's file is deleted in the next; the last stays for the cold reads."""
     s = b.s
-    sha = expected_sha256(b.block, s.size)
     out: dict[str, Any] = {"bytes": s.size}
     with contextlib.ExitStack() as stack:
         local, _ = stack.enter_context(b.local_mount())
@@ -459,17 +463,18 @@ def bench_write(b: Bench, client: Any) -> dict[str, Any]:
 
         def on_local(r: int) -> dict[str, float]:
             path = local / f"w{r}.bin"
-            t = timed(lambda: write_file(path, s.size, b.block))
+            t = timed(lambda: write_file(path, s.size, b.round_block(r)))
             path.unlink()
             local_store.gc()
             return {"close": t}
 
         def on_mldashfs(r: int) -> dict[str, float]:
-            name = f"w{r}.bin"
+            name, block = f"w{r}.bin", b.round_block(r)
+            sha = expected_sha256(block, s.size)
             cpu = cpu_seconds(a_pid)
             os.sync()
             t0 = time.perf_counter()
-            write_file(a / name, s.size, b.block)
+            write_file(a / name, s.size, block)
             close = time.perf_counter() - t0
             cpu_close = cpu_seconds(a_pid) - cpu
             published = visible = None
@@ -497,7 +502,7 @@ def bench_write(b: Bench, client: Any) -> dict[str, Any]:
             name = f"{tool}-w{r}.bin"
             os.sync()
             t0 = time.perf_counter()
-            write_file(mountpoint / name, s.size, b.block)
+            write_file(mountpoint / name, s.size, b.round_block(r))
             close = time.perf_counter() - t0
             visible = wait_for(lambda: s3_size(client, f"{PLAIN}/{name}") == s.size, t0, s.transfer_timeout,
                                f"{tool}'s upload of {name}")
@@ -670,7 +675,7 @@ def bench_sdk(b: Bench, client: Any) -> dict[str, Any]:
         with Experiment(prefix=f"bench/sdk/{name}{r}", **where).run as exp:
             t1 = time.perf_counter()
             for i in range(s.saves):
-                exp.files("results").save_json({"step": i, "loss": 1 / (i + 1)}, to=f"r{i:05d}.json")
+                exp.files("results").save_json({"round": r, "step": i, "loss": 1 / (i + 1)}, to=f"r{i:05d}.json")
             t2 = time.perf_counter()
         t3 = time.perf_counter()
         if "cache_dir" in where and Journal(where["cache_dir"]).counts()[0]:
