@@ -109,8 +109,10 @@ class WriteBack:
                 except AlreadyExists:
                     if self.catalog.get_version(v.id) is None:
                         raise
-                self.journal.remove([v.id])
+                # forget cached answers before the row goes: a reader that no longer finds it in the
+                # journal must not get an answer fetched before it was published
                 self.published(current.path)
+                self.journal.remove([v.id])
             if not self.journal.has_key(v.key):
                 self.cache.unpin(v.key)
                 if self.cache.over_bound():

@@ -277,6 +277,25 @@ def test_a_published_version_stays_visible_here_through_the_metadata_ttl(remote_
     assert [e.name for e in a.listdir(E)] == ["ttl.txt"]
 
 
+def test_a_version_leaving_the_journal_is_not_shadowed_by_an_answer_cached_before_it_was_published(
+        remote_store: RemoteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = remote_store.open("a", metadata_ttl=60.0)
+    path = f"{E}/ckpt.pt"
+    v1 = a.put_bytes(path, b"1")
+    assert a.wait_uploads(timeout=60) and a.latest(path).id == v1.id  # MongoDB's answer (v1) is cached
+    journal, seen = a.writeback.journal, []
+    remove = journal.remove
+
+    def remove_then_read(vids: list[int]) -> None:  # a read the moment the published row leaves the journal
+        remove(vids)
+        seen.append(a.latest(path).id)
+
+    monkeypatch.setattr(journal, "remove", remove_then_read)
+    v2 = a.put_bytes(path, b"2")
+    assert a.wait_uploads(timeout=60)
+    assert seen == [v2.id]  # found crash_rounds.py --remote: a getxattr after close read v1's checksum
+
+
 def test_a_version_published_after_a_newer_one_from_another_machine_joins_the_history(
         remote_store: RemoteStore) -> None:
     a = remote_store.open("a", upload_workers=0)  # a's uploads wait for its next open
