@@ -247,7 +247,25 @@ class Model:
     xattr_mismatch: list[str] = field(default_factory=list)  # close() returned but the xattr checksum differed
 
 
-def replay(ledger: Path, experiment: str) -> Model:
+def read_ledger(ledger: Path) -> list[dict[str, Any]]:
+    """The ledger's records, less one a kill cut short while it was being written (it never counted:
+    its operation had not started, or had returned without the record saying so)."""
+    out = []
+    for line in ledger.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def start_round(ledger: Path, n: int, kind: str) -> None:
+    """Append round `n`'s marker on a line of its own (the last child's last record may lack its newline)."""
+    with open(ledger, "ab+") as f:
+        end = f.seek(0, os.SEEK_END)
+        torn = end > 0 and os.pread(f.fileno(), 1, end - 1) != b"\n"
+        f.write((b"\n" if torn else b"") + json.dumps({"op": "round", "n": n, "kind": kind}).encode() + b"\n")
+
+
+def replay(records: list[dict[str, Any]], experiment: str) -> Model:
     m = Model()
     pending: dict[str, Any] | None = None
 
@@ -262,8 +280,7 @@ def replay(ledger: Path, experiment: str) -> Model:
         for i in drop:
             del m.expected[i]
 
-    for line in ledger.read_text().splitlines():
-        rec = json.loads(line)
+    for rec in records:
         if rec["op"] in ("round", "failed"):  # a kill or an error cut the pending operation short
             if pending is not None:
                 in_flight(pending)
@@ -445,8 +462,7 @@ def run_fsck(r: Run) -> tuple[bool, str]:
 
 def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dict[str, Any]:
     """Start the workload, kill at a random moment, detach; returns what happened."""
-    with open(r.ledger, "a") as f:
-        f.write(json.dumps({"op": "round", "n": n, "kind": kind}) + "\n")
+    start_round(r.ledger, n, kind)
     child_log = r.work / f"child-{n}.err"
     wait = rng.uniform(0.2 if kind == "mount" else 0.5, s.max_run)
     s3_fault, mongo_fault = outages(n) if r.proxy is not None else (False, False)
@@ -665,8 +681,7 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
 def round_records(ledger: Path, n: int) -> list[dict[str, Any]]:
     """The ledger records of round `n`."""
     out, current = [], -1
-    for line in ledger.read_text().splitlines():
-        rec = json.loads(line)
+    for rec in read_ledger(ledger):
         if rec["op"] == "round":
             current = rec["n"]
         elif current == n:
@@ -676,20 +691,15 @@ def round_records(ledger: Path, n: int) -> list[dict[str, Any]]:
 
 def replay_both(ledger: Path) -> Model:
     """The ledger of both workloads: mount rounds write under EXPERIMENT, SDK rounds under SDK_EXPERIMENT."""
-    text = ledger.read_text().splitlines()
-    parts: dict[str, list[str]] = {"mount": [], "sdk": []}
+    parts: dict[str, list[dict[str, Any]]] = {"mount": [], "sdk": []}
     kind = "mount"
-    for line in text:
-        rec = json.loads(line)
+    for rec in read_ledger(ledger):
         if rec["op"] == "round":
             kind = rec["kind"]
-        parts[kind].append(line)
+        parts[kind].append(rec)
     merged = Model()
     for kind, exp in (("mount", EXPERIMENT), ("sdk", SDK_EXPERIMENT)):
-        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
-            f.write("\n".join(parts[kind]) + "\n" if parts[kind] else "")
-            f.flush()
-            m = replay(Path(f.name), exp)
+        m = replay(parts[kind], exp)
         merged.expected.update(m.expected)
         merged.tags.update(m.tags)
         merged.intended |= m.intended
