@@ -10,12 +10,15 @@ mounts again. SDK rounds: a training child saves checkpoints with `exp.files("ck
 and `save_json(...)` and is SIGKILLed mid-save.
 
 Each child records, in a ledger outside the mount (one JSON line per record, fsync'd), an `intent`
-before every operation (with the SHA-256 of the bytes it is about to store, computed in the child)
-and a `done` after it returned (with the version id and checksum read back from the
-`user.mldash.id` / `user.mldash.checksum` xattrs, or the SDK's result dict). After every round:
+before every operation (with the SHA-256 of the bytes it is about to store, computed in the child),
+a `closed` as soon as a close() or rename() returned, and a `done` after the operation returned (with
+the version id and checksum read back from the `user.mldash.id` / `user.mldash.checksum` xattrs, or
+the SDK's result dict), or a `failed` if it raised. After every round:
 
 - every version whose close()/save returned (and whose path no returned delete or rename removed
-  since) is in the store with its SHA-256, and its bytes, read back, hash to it (lost otherwise);
+  since) is in the store with its SHA-256, and its bytes, read back, hash to it (lost otherwise); one
+  whose id could not be read back (the getxattr after close failed) must be in its path's history
+  with that SHA-256;
 - every visible version's bytes hash to its recorded checksum, and that checksum is one the workload
   meant to store (partial otherwise);
 - tags set by a returned setxattr are on their version;
@@ -133,8 +136,7 @@ def keep_going(ledger: Ledger, step: Callable[[], None], errors: tuple[type[Exce
         except errors as e:
             if fatal(e):
                 raise
-            code = getattr(e, "errno", None)
-            name = errno.errorcode.get(code, str(code)) if isinstance(e, OSError) else type(e).__name__
+            name = errno.errorcode.get(e.errno or 0, str(e.errno)) if isinstance(e, OSError) else type(e).__name__
             ledger.add(op="failed", error=name, message=str(e)[:300])
             time.sleep(0.05)
 
@@ -166,21 +168,25 @@ def mount_workload(root: Path, ledger: Ledger, rng: random.Random, max_size: int
             data = sized(rng, max_size)
             ledger.add(op="intent", kind="write", path=rel, sha=sha(data))
             write(rel, data)
+            ledger.add(op="closed", kind="write", path=rel, sha=sha(data))
             ledger.add(op="done", kind="write", path=rel, sha=sha(data), **read_back_ids(rel))
         elif op == "append":
             old = (root / rel).read_bytes()
             extra = sized(rng, max_size // 4)
             ledger.add(op="intent", kind="append", path=rel, sha=sha(old + extra))
             write(rel, extra, "ab")
+            ledger.add(op="closed", kind="append", path=rel, sha=sha(old + extra))
             ledger.add(op="done", kind="append", path=rel, sha=sha(old + extra), **read_back_ids(rel))
         elif op == "rename":  # write-temp-then-rename, as torch.save to a temp name and os.replace do
             data = sized(rng, max_size)
             tmp = f"{rel.rsplit('/', 1)[0]}/.tmp-{rng.randrange(1 << 30):08x}"
             ledger.add(op="intent", kind="write", path=tmp, sha=sha(data))
             write(tmp, data)
+            ledger.add(op="closed", kind="write", path=tmp, sha=sha(data))
             ledger.add(op="done", kind="write", path=tmp, sha=sha(data), **read_back_ids(tmp))
             ledger.add(op="intent", kind="rename", path=rel, src=tmp, sha=sha(data))
             os.rename(root / tmp, root / rel)
+            ledger.add(op="closed", kind="rename", path=rel, src=tmp, sha=sha(data))
             ledger.add(op="done", kind="rename", path=rel, src=tmp, sha=sha(data), **read_back_ids(rel))
         elif op == "tag":
             tag = f"t{rng.randrange(1000)}"
@@ -241,6 +247,8 @@ class Model:
     """What the ledger says must be in the store, replayed from the top after each round."""
 
     expected: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (store path, sha256)
+    # (store path, sha256) of versions whose close()/rename() returned but whose id could not be read back
+    unidentified: list[tuple[str, str]] = field(default_factory=list)
     tags: dict[int, list[str]] = field(default_factory=dict)  # id -> tags of the last returned setxattr
     intended: set[str] = field(default_factory=set)  # every sha256 the workload meant to store
     uncertain: int = 0  # versions an operation cut short by a kill or an error may have removed
@@ -269,16 +277,22 @@ def replay(records: list[dict[str, Any]], experiment: str) -> Model:
     m = Model()
     pending: dict[str, Any] | None = None
 
-    def in_flight(rec: dict[str, Any]) -> None:  # an intent whose operation the kill cut short
+    def drop(paths: set[str]) -> int:
+        """Forget what is expected at `paths` (deleted or renamed away); returns how many versions."""
+        ids = [i for i, (p, _) in m.expected.items() if p in paths]
+        for i in ids:
+            del m.expected[i]
+            m.tags.pop(i, None)
+        left = [u for u in m.unidentified if u[0] not in paths]
+        n, m.unidentified[:] = len(ids) + len(m.unidentified) - len(left), left
+        return n
+
+    def in_flight(rec: dict[str, Any]) -> None:  # an intent whose operation a kill or an error cut short
         gone = {"delete": {rec["path"]}, "rename": {rec.get("src")}}.get(rec["kind"], set())
         if rec["kind"] == "tag":
-            gone_tags = [i for i, (p, _) in m.expected.items() if p == f"{experiment}/{rec['path']}"]
-            for i in gone_tags:
+            for i in [i for i, (p, _) in m.expected.items() if p == f"{experiment}/{rec['path']}"]:
                 m.tags.pop(i, None)
-        drop = [i for i, (p, _) in m.expected.items() if p in {f"{experiment}/{g}" for g in gone if g}]
-        m.uncertain += len(drop)
-        for i in drop:
-            del m.expected[i]
+        m.uncertain += drop({f"{experiment}/{g}" for g in gone if g})
 
     for rec in records:
         if rec["op"] in ("round", "failed"):  # a kill or an error cut the pending operation short
@@ -296,12 +310,16 @@ def replay(records: list[dict[str, Any]], experiment: str) -> Model:
             continue
         pending = None
         kind = rec["kind"]
-        if kind in ("delete", "rename"):
-            gone = path if kind == "delete" else f"{experiment}/{rec['src']}"
-            for i in [i for i, (p, _) in m.expected.items() if p == gone]:
-                del m.expected[i]
-                m.tags.pop(i, None)
-        if kind in ("write", "append", "rename"):
+        if rec["op"] == "closed":  # returned: its version must stay, whether or not its id is read back
+            if kind == "rename":
+                drop({f"{experiment}/{rec['src']}"})
+            m.unidentified.append((path, rec["sha"]))
+            continue
+        if kind == "delete":
+            drop({path})
+        if kind in ("write", "append", "rename"):  # the id read back after `closed` (the SDK's save has it)
+            if (path, rec["sha"]) in m.unidentified:
+                m.unidentified.remove((path, rec["sha"]))
             m.expected[int(rec["id"])] = (path, rec["sha"])
             if rec["xattr_sha"] != rec["sha"]:
                 m.xattr_mismatch.append(f"{path} id {rec['id']}: xattr {rec['xattr_sha']} != {rec['sha']}")
@@ -357,6 +375,14 @@ def check_store(store: Any, m: Model, experiments: list[str], hashed: set[int], 
         want_tags = m.tags.get(vid)
         if want_tags is not None and list(v.tags) != want_tags:
             c.tags_wrong.append(f"{path} id {vid}: tags {list(v.tags)}, expected {want_tags}")
+    for path, digest in m.unidentified:  # its bytes are hashed below, as a visible version
+        c.versions += 1
+        try:
+            found = any(v.sha256 == digest for v in store.history(path))
+        except NotFound:
+            found = False
+        if not found:
+            c.lost.append(f"{path}: no version has {digest} (its close/rename returned; its id was not read back)")
     for exp in experiments:
         for latest in store.list(exp):
             for v in store.history(latest.path):
@@ -623,9 +649,9 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
         failed = [x for x in records if x["op"] == "failed"]
         info["op_errors"] = dict(Counter(f["error"] for f in failed))
         if info["mongo_fault"]:  # versions whose close/save returned while MongoDB was unreachable
+            returned = "closed" if kind == "mount" else "done"  # the SDK's save returns its id at once
             info["returned_while_mongo_down"] = sum(
-                x["op"] == "done" and x["kind"] != "tag" and info["mongo_down_at"] <= x["t"] <= info["mongo_up_at"]
-                for x in records)
+                x["op"] == returned and info["mongo_down_at"] <= x["t"] <= info["mongo_up_at"] for x in records)
             totals["returned_while_mongo_down"] += info["returned_while_mongo_down"]
         op_errors[outage].update(info["op_errors"])
         if not info["mongo_fault"]:  # only a MongoDB outage should make an operation fail
@@ -635,7 +661,7 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
             totals["workload_errors"] += 1
             evidence.append(f"round {n}: the workload failed before the kill: {info['workload_error']}")
         model = replay_both(r.ledger)
-        info["returned_versions"] = len(model.expected)
+        info["returned_versions"] = len(model.expected) + len(model.unidentified)
         totals["uncertain"] = model.uncertain
         totals["xattr_mismatch"] = len(model.xattr_mismatch)
         checks = []
@@ -668,14 +694,15 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
         rounds.append(info)
         down = f" (MongoDB down {info['mongo_down_s']} s)" if info["mongo_fault"] else ""
         print(f"round {n:2d} {kind:5s} killed after {info['killed_after_s']:.2f} s"
-              f"{' (S3 503s)' if info['s3_fault'] else ''}{down}: {len(model.expected)} returned versions, "
+              f"{' (S3 503s)' if info['s3_fault'] else ''}{down}: {info['returned_versions']} returned versions, "
               f"{len(failed)} failed operations, "
               + ", ".join(f"{m}: lost {len(c.lost)} partial {len(c.partial)}" for m, c in checks), file=sys.stderr)
     model = replay_both(r.ledger)
     evidence += model.xattr_mismatch
     return {**totals, "rounds": len(plan), "mount_rounds": s.rounds, "sdk_rounds": s.sdk_rounds,
             "op_errors": {k: dict(v) for k, v in op_errors.items()},
-            "distinct_versions": len(model.expected), "fsck": has_fsck, "per_round": rounds, "evidence": evidence}
+            "distinct_versions": len(model.expected) + len(model.unidentified), "unidentified": len(model.unidentified),
+            "fsck": has_fsck, "per_round": rounds, "evidence": evidence}
 
 
 def round_records(ledger: Path, n: int) -> list[dict[str, Any]]:
@@ -701,6 +728,7 @@ def replay_both(ledger: Path) -> Model:
     for kind, exp in (("mount", EXPERIMENT), ("sdk", SDK_EXPERIMENT)):
         m = replay(parts[kind], exp)
         merged.expected.update(m.expected)
+        merged.unidentified += m.unidentified
         merged.tags.update(m.tags)
         merged.intended |= m.intended
         merged.uncertain += m.uncertain
@@ -732,6 +760,8 @@ def report(f: dict[str, Any]) -> str:
                         f"{f['mongo_outage_rounds']} ({f['killed_while_mongo_down']} killed while it was), "
                         f"both in {f['both_outage_rounds']}"))
         rows.insert(4, ("versions returned while MongoDB was unreachable", f"{f['returned_while_mongo_down']:,}"))
+        rows.insert(5, ("of the returned versions, checked by path and checksum (their id could not be read back)",
+                        f"{f['unidentified']:,}"))
         rows.insert(-3, ("operations that returned an error, by outage", "; ".join(
             f"{k}: {sum(v.values())}" + (f" ({', '.join(f'{e} {c}' for e, c in sorted(v.items()))})" if v else "")
             for k, v in f["op_errors"].items())))
