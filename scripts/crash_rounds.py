@@ -627,11 +627,12 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
     has_fsck = fsck_available(r.env)
     rounds: list[dict[str, Any]] = []
     hashed: dict[str, set[int]] = {"a": set(), "b": set()}
-    totals = {"versions_checked": 0, "visible_checked": 0, "lost": 0, "partial": 0, "tags_wrong": 0,
+    totals: dict[str, Any] = {"versions_checked": 0, "visible_checked": 0, "lost": 0, "partial": 0, "tags_wrong": 0,
               "xattr_mismatch": 0, "fsck_runs": 0, "fsck_unclean": 0, "workload_errors": 0, "bytes_hashed": 0,
               "uncertain": 0, "sync_failed": 0, "s3_outage_rounds": 0, "mongo_outage_rounds": 0,
               "both_outage_rounds": 0, "killed_while_mongo_down": 0, "returned_while_mongo_down": 0}
     op_errors: dict[str, Counter[str]] = {k: Counter() for k in ("none", "s3", "mongo", "both")}
+    totals["slowest_op_s"] = dict.fromkeys(op_errors, 0.0)
     evidence: list[str] = []
     plan = ["mount"] * s.rounds + ["sdk"] * s.sdk_rounds
     for n, kind in enumerate(plan):
@@ -648,6 +649,8 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
         records = round_records(r.ledger, n)
         failed = [x for x in records if x["op"] == "failed"]
         info["op_errors"] = dict(Counter(f["error"] for f in failed))
+        info["slowest_op_s"] = slowest(records)
+        totals["slowest_op_s"][outage] = max(totals["slowest_op_s"][outage], info["slowest_op_s"])
         if info["mongo_fault"]:  # versions whose close/save returned while MongoDB was unreachable
             returned = "closed" if kind == "mount" else "done"  # the SDK's save returns its id at once
             info["returned_while_mongo_down"] = sum(
@@ -703,6 +706,13 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
             "op_errors": {k: dict(v) for k, v in op_errors.items()},
             "distinct_versions": len(model.expected) + len(model.unidentified), "unidentified": len(model.unidentified),
             "fsck": has_fsck, "per_round": rounds, "evidence": evidence}
+
+
+def slowest(records: list[dict[str, Any]]) -> float:
+    """The longest the workload went between two of its ledger records, seconds: its slowest step (a
+    call that returned or failed; the one the kill cut short is not counted)."""
+    times = [rec["t"] for rec in records]
+    return round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0), 2)
 
 
 def round_records(ledger: Path, n: int) -> list[dict[str, Any]]:
@@ -762,6 +772,8 @@ def report(f: dict[str, Any]) -> str:
         rows.insert(4, ("versions returned while MongoDB was unreachable", f"{f['returned_while_mongo_down']:,}"))
         rows.insert(5, ("of the returned versions, checked by path and checksum (their id could not be read back)",
                         f"{f['unidentified']:,}"))
+        rows.insert(-3, ("slowest step of the workload (a call returned or failed), by outage", "; ".join(
+            f"{k}: {v:.2f} s" for k, v in f["slowest_op_s"].items())))
         rows.insert(-3, ("operations that returned an error, by outage", "; ".join(
             f"{k}: {sum(v.values())}" + (f" ({', '.join(f'{e} {c}' for e, c in sorted(v.items()))})" if v else "")
             for k, v in f["op_errors"].items())))
