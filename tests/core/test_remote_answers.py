@@ -66,3 +66,20 @@ def test_a_change_forgets_its_path_its_folders_and_their_listings(clock: Clock) 
     answers.page("list_stats", "a/b/c", None, 10, lambda: [asked.append(("list", "a/b/c"))] and [])
     assert asked.count(("lookup", "a/b/c/x")) == 2 and asked.count(("lookup", "a/b/c")) == 2
     assert asked.count(("lookup", "a/b/other")) == 1 and asked.count(("list", "a/b/c")) == 2
+
+
+def test_an_answer_fetched_across_a_change_is_not_kept(clock: Clock) -> None:
+    answers, asked = RemoteAnswers(ttl=10.0), []
+
+    def fetch_across_a_change(answer: object) -> object:  # the change lands while the fetch is on the wire
+        asked.append(answer)
+        answers.forget("a/b/c/x")
+        return answer
+
+    assert answers.point("lookup", "a/b/c/x", lambda: fetch_across_a_change("old")) == "old"
+    assert answers.point("lookup", "a/b/c/x", lambda: fetch_across_a_change("new")) == "new"  # asked again
+    assert answers.page("list_stats", "a/b/c", None, 10, lambda: fetch_across_a_change(["old"])) == ["old"]
+    assert answers.page("list_stats", "a/b/c", None, 10, lambda: ["new"]) == ["new"]
+    assert answers.point("lookup", "a/b/c/x", lambda: "newest") == "newest"
+    assert answers.point("lookup", "a/b/c/x", lambda: "not asked") == "newest"  # kept: nothing changed meanwhile
+    assert asked == ["old", "new", ["old"]]

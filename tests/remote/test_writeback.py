@@ -296,6 +296,28 @@ def test_a_version_leaving_the_journal_is_not_shadowed_by_an_answer_cached_befor
     assert seen == [v2.id]  # found crash_rounds.py --remote: a getxattr after close read v1's checksum
 
 
+def test_an_answer_fetched_before_a_publish_is_not_cached_after_it(
+        remote_store: RemoteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = remote_store.open("a", metadata_ttl=60.0, upload_workers=0)  # publishes only when told below
+    path = f"{E}/new.pt"
+    v = a.put_bytes(path, b"x")
+    a.mkdir(f"{E}/other")  # a change made here: the answers cached so far are forgotten
+    remote = a.catalog.remote
+    fetch = remote.lookup
+
+    def slow_fetch(p: str) -> object:  # MongoDB answers "no such file", and the version is published
+        answer = fetch(p)  # before that answer reaches the cache
+        a.writeback.add_workers(1)
+        assert answer is None and a.wait_uploads(timeout=60)
+        return answer
+
+    monkeypatch.setattr(remote, "lookup", slow_fetch)
+    assert a.stat(path).id == v.id  # the journal still answered this one
+    monkeypatch.setattr(remote, "lookup", fetch)
+    assert a.stat(path).id == v.id  # was NotFound until the TTL ran out (load_memory --remote: ENOENT
+    # reading files just written through the mount)
+
+
 def test_a_version_published_after_a_newer_one_from_another_machine_joins_the_history(
         remote_store: RemoteStore) -> None:
     a = remote_store.open("a", upload_workers=0)  # a's uploads wait for its next open
