@@ -101,11 +101,12 @@ class WriteBackCatalog(Catalog):
         return d
 
     def lookup(self, path: str) -> Version | Dir | None:
-        return self._with_pending(path, self._remote("lookup", path))
+        pending = self.journal.latest(path)  # first: a version published meanwhile is in one of the two
+        return self._with_pending(path, pending, self._remote("lookup", path))
 
-    def _with_pending(self, path: str, found: Version | Dir | None) -> Version | Dir | None:
-        """What is at `path` given the remote catalog's answer `found` and this machine's journal."""
-        pending = self.journal.latest(path)
+    def _with_pending(self, path: str, pending: Version | None, found: Version | Dir | None) -> Version | Dir | None:
+        """What is at `path` given this machine's newest pending version and the remote answer `found`
+        (asked after the journal: the other order could miss a version published in between)."""
         if pending is not None and not isinstance(found, Dir):
             return _newest(pending, found)
         if found is None and path and self.journal.any_below(path):
@@ -172,7 +173,7 @@ class WriteBackCatalog(Catalog):
             # a new name in a folder listed within the TTL asks nothing; else one round trip (the
             # parents' answers are usually cached)
             absent = self._names.absent(v.path, self._list_names)
-            found = self._with_pending(v.path, None) if absent else self.lookup(v.path)
+            found = self._with_pending(v.path, self.journal.latest(v.path), None) if absent else self.lookup(v.path)
             if isinstance(found, Dir):
                 raise IsADirectory(f"{v.path!r} is a directory")
             prev = found

@@ -10,34 +10,44 @@ mounts again. SDK rounds: a training child saves checkpoints with `exp.files("ck
 and `save_json(...)` and is SIGKILLed mid-save.
 
 Each child records, in a ledger outside the mount (one JSON line per record, fsync'd), an `intent`
-before every operation (with the SHA-256 of the bytes it is about to store, computed in the child)
-and a `done` after it returned (with the version id and checksum read back from the
-`user.mldash.id` / `user.mldash.checksum` xattrs, or the SDK's result dict). After every round:
+before every operation (with the SHA-256 of the bytes it is about to store, computed in the child),
+a `closed` as soon as a close() or rename() returned, and a `done` after the operation returned (with
+the version id and checksum read back from the `user.mldash.id` / `user.mldash.checksum` xattrs, or
+the SDK's result dict), or a `failed` if it raised. After every round:
 
 - every version whose close()/save returned (and whose path no returned delete or rename removed
-  since) is in the store with its SHA-256, and its bytes, read back, hash to it (lost otherwise);
+  since) is in the store with its SHA-256, and its bytes, read back, hash to it (lost otherwise); one
+  whose id could not be read back (the getxattr after close failed) must be in its path's history
+  with that SHA-256;
 - every visible version's bytes hash to its recorded checksum, and that checksum is one the workload
   meant to store (partial otherwise);
 - tags set by a returned setxattr are on their version;
 - `mldashfs fsck`, when the tree has it, is clean.
 
 With `--remote` the store is `s3://` + MongoDB on the test servers (scripts/s3_test_server.py,
-scripts/mongo_test_server.py, started here and stopped by pid). On every other round S3 fails with
-503 for a few seconds during the workload (the S3 server's fault switch: its objects live in its
-memory, so it is not restarted). MongoDB is not taken down: the test server keeps its data in
-memory, so a restart would lose every record. After the checks on the writing machine's cache,
-`mldashfs sync` runs and a second store opened as another machine (a fresh cache folder) checks that
+scripts/mongo_test_server.py, started here and stopped by pid), and every client reaches MongoDB through
+a TCP proxy (scripts/tcp_proxy.py, also started and stopped by pid). Rounds cycle through four kinds of
+outage during the workload: none; S3 failing with 503 for a few seconds (the S3 server's fault switch);
+MongoDB gone for a few seconds (the proxy resets every connection and refuses new ones, then relays
+again: the test server keeps its data in memory, so it is made unreachable rather than restarted); and
+both. The kill falls during the MongoDB outage or after it, at random. An operation that returned an
+error is recorded as failed and the workload goes on: like one cut short by a kill, it may or may not
+have happened. After the checks on the writing machine's cache, `mldashfs sync` runs and a second store
+opened as another machine (a fresh cache folder) checks that
 every returned version is in S3 and MongoDB with the right bytes. Usage:
 
     python scripts/crash_rounds.py                 # 20 mount rounds + 10 SDK rounds, local store
     python scripts/crash_rounds.py --remote        # the same on a remote store
-    python scripts/crash_rounds.py --quick         # 3 + 2 rounds, small files (the smoke test)
+    python scripts/crash_rounds.py --quick         # 3 + 2 rounds, small files (the smoke test; with
+                                                   # --remote one round of each outage kind)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -47,7 +57,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,12 +66,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # script_servers.py beside this script
 
-from script_servers import init_local_store, remote_servers, script_env, wait_mounted  # noqa: E402
+from script_servers import (  # noqa: E402
+    TcpProxy,
+    init_local_store,
+    mongo_proxy,
+    remote_servers,
+    script_env,
+    wait_mounted,
+)
 
 EXPERIMENT = "crash/rounds/exp"
 SDK_EXPERIMENT = "crash/rounds/train"
 NAMES = [f"{d}/f{i}.bin" for d in ("a", "b/c") for i in range(6)]
 CHUNK = 256 << 10
+#: Errors of a mount whose daemon was killed: the workload stops (any other error is recorded and it goes on).
+DAEMON_GONE = {errno.ENOTCONN, errno.ECONNABORTED}
 
 
 @dataclass(frozen=True)
@@ -69,10 +89,17 @@ class Settings:
     sdk_rounds: int  # SDK rounds
     max_size: int  # largest write
     max_run: float  # longest workload before the kill, seconds
+    mongo_down: tuple[float, float]  # shortest and longest MongoDB outage (--remote), seconds; longer than
+    # the 3 s a MongoDB call waits for a server, so calls fail meanwhile
 
 
-FULL = Settings(rounds=20, sdk_rounds=10, max_size=2 << 20, max_run=4.0)
-QUICK = Settings(rounds=3, sdk_rounds=2, max_size=64 << 10, max_run=1.5)
+FULL = Settings(rounds=20, sdk_rounds=10, max_size=2 << 20, max_run=4.0, mongo_down=(3.5, 8.0))
+QUICK = Settings(rounds=3, sdk_rounds=2, max_size=64 << 10, max_run=1.5, mongo_down=(3.5, 4.5))
+
+
+def outages(n: int) -> tuple[bool, bool]:
+    """(S3 fails, MongoDB goes away) in round `n` of a remote run: none, S3, MongoDB, both, in turn."""
+    return n % 2 == 1, n % 4 >= 2
 
 
 # ---- the workload children -------------------------------------------------------------------
@@ -85,7 +112,7 @@ class Ledger:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def add(self, **rec: Any) -> None:
-        os.write(self.fd, (json.dumps(rec) + "\n").encode())
+        os.write(self.fd, (json.dumps({**rec, "t": round(time.time(), 3)}) + "\n").encode())
         os.fsync(self.fd)
 
 
@@ -98,8 +125,24 @@ def sized(rng: random.Random, max_size: int) -> bytes:
     return os.urandom(int(100 * (max_size / 100) ** rng.random()))
 
 
+def keep_going(ledger: Ledger, step: Callable[[], None], errors: tuple[type[Exception], ...],
+               fatal: Callable[[Exception], bool] = lambda e: False) -> None:
+    """Run `step` until killed. An error it raises (of `errors`) is recorded as `failed`: the operation
+    in flight may or may not have happened, as one a kill cut short. Then the next step runs, unless the
+    error is `fatal` (the mount's daemon is gone)."""
+    while True:
+        try:
+            step()
+        except errors as e:
+            if fatal(e):
+                raise
+            name = errno.errorcode.get(e.errno or 0, str(e.errno)) if isinstance(e, OSError) else type(e).__name__
+            ledger.add(op="failed", error=name, message=str(e)[:300])
+            time.sleep(0.05)
+
+
 def mount_workload(root: Path, ledger: Ledger, rng: random.Random, max_size: int) -> None:
-    """Mixed operations through the mount until killed (or an error: the daemon died)."""
+    """Mixed operations through the mount until killed (or the daemon died)."""
 
     def write(rel: str, data: bytes, mode: str = "wb") -> None:
         p = root / rel
@@ -113,7 +156,7 @@ def mount_workload(root: Path, ledger: Ledger, rng: random.Random, max_size: int
         return {"id": os.getxattr(p, "user.mldash.id").decode(),
                 "xattr_sha": os.getxattr(p, "user.mldash.checksum").decode()}
 
-    while True:
+    def step() -> None:
         rel = rng.choice(NAMES)
         exists = (root / rel).exists()
         op = rng.choices(["write", "append", "rename", "tag", "delete"], [40, 15, 20, 15, 10])[0]
@@ -125,21 +168,25 @@ def mount_workload(root: Path, ledger: Ledger, rng: random.Random, max_size: int
             data = sized(rng, max_size)
             ledger.add(op="intent", kind="write", path=rel, sha=sha(data))
             write(rel, data)
+            ledger.add(op="closed", kind="write", path=rel, sha=sha(data))
             ledger.add(op="done", kind="write", path=rel, sha=sha(data), **read_back_ids(rel))
         elif op == "append":
             old = (root / rel).read_bytes()
             extra = sized(rng, max_size // 4)
             ledger.add(op="intent", kind="append", path=rel, sha=sha(old + extra))
             write(rel, extra, "ab")
+            ledger.add(op="closed", kind="append", path=rel, sha=sha(old + extra))
             ledger.add(op="done", kind="append", path=rel, sha=sha(old + extra), **read_back_ids(rel))
         elif op == "rename":  # write-temp-then-rename, as torch.save to a temp name and os.replace do
             data = sized(rng, max_size)
             tmp = f"{rel.rsplit('/', 1)[0]}/.tmp-{rng.randrange(1 << 30):08x}"
             ledger.add(op="intent", kind="write", path=tmp, sha=sha(data))
             write(tmp, data)
+            ledger.add(op="closed", kind="write", path=tmp, sha=sha(data))
             ledger.add(op="done", kind="write", path=tmp, sha=sha(data), **read_back_ids(tmp))
             ledger.add(op="intent", kind="rename", path=rel, src=tmp, sha=sha(data))
             os.rename(root / tmp, root / rel)
+            ledger.add(op="closed", kind="rename", path=rel, src=tmp, sha=sha(data))
             ledger.add(op="done", kind="rename", path=rel, src=tmp, sha=sha(data), **read_back_ids(rel))
         elif op == "tag":
             tag = f"t{rng.randrange(1000)}"
@@ -151,25 +198,32 @@ def mount_workload(root: Path, ledger: Ledger, rng: random.Random, max_size: int
             os.unlink(root / rel)
             ledger.add(op="done", kind="delete", path=rel)
 
+    keep_going(ledger, step, (OSError,), fatal=lambda e: isinstance(e, OSError) and e.errno in DAEMON_GONE)
+
 
 def sdk_workload(ledger: Ledger, rng: random.Random, max_size: int, store: dict[str, str]) -> None:
     """A training loop saving checkpoints and JSON through the SDK until killed."""
     from ml_dash import Experiment
+    from ml_dash.errors import StoreError
 
     with Experiment(prefix=SDK_EXPERIMENT, wait_uploads=False, **store).run as exp:  # type: ignore[arg-type]
-        step = rng.randrange(1 << 20)
-        while True:
-            step += 1
+        n = rng.randrange(1 << 20)
+
+        def step() -> None:
+            nonlocal n
+            n += 1
             if rng.random() < 0.7:
-                data, rel = sized(rng, max_size), f"ckpt/step{step % 8}.bin"
+                data, rel = sized(rng, max_size), f"ckpt/step{n % 8}.bin"
                 ledger.add(op="intent", kind="write", path=rel, sha=sha(data))
-                r = exp.files("ckpt").save_blob(data, to=f"step{step % 8}.bin")
+                r = exp.files("ckpt").save_blob(data, to=f"step{n % 8}.bin")
             else:
-                obj = {"step": step, "loss": rng.random(), "pad": "x" * rng.randrange(100, 20_000)}
-                data, rel = json.dumps(obj, indent=2).encode(), f"ckpt/state{step % 3}.json"
+                obj = {"step": n, "loss": rng.random(), "pad": "x" * rng.randrange(100, 20_000)}
+                data, rel = json.dumps(obj, indent=2).encode(), f"ckpt/state{n % 3}.json"
                 ledger.add(op="intent", kind="write", path=rel, sha=sha(data))
-                r = exp.files("ckpt").save_json(obj, to=f"state{step % 3}.json")
+                r = exp.files("ckpt").save_json(obj, to=f"state{n % 3}.json")
             ledger.add(op="done", kind="write", path=rel, sha=sha(data), id=r["id"], xattr_sha=r["checksum"])
+
+        keep_going(ledger, step, (StoreError, OSError))
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -179,7 +233,7 @@ def child_main(args: argparse.Namespace) -> int:
             mount_workload(Path(args.target), ledger, rng, args.max_size)
         else:
             sdk_workload(ledger, rng, args.max_size, json.loads(args.target))
-    except OSError as e:  # the daemon was killed: ENOTCONN, ECONNABORTED and the like
+    except OSError as e:  # the daemon was killed: ENOTCONN, ECONNABORTED
         print(f"workload stopped: {e}", file=sys.stderr)
         return 3
     return 0
@@ -193,30 +247,55 @@ class Model:
     """What the ledger says must be in the store, replayed from the top after each round."""
 
     expected: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (store path, sha256)
+    # (store path, sha256) of versions whose close()/rename() returned but whose id could not be read back
+    unidentified: list[tuple[str, str]] = field(default_factory=list)
     tags: dict[int, list[str]] = field(default_factory=dict)  # id -> tags of the last returned setxattr
     intended: set[str] = field(default_factory=set)  # every sha256 the workload meant to store
-    uncertain: int = 0  # versions an operation in flight at a kill may have removed
+    uncertain: int = 0  # versions an operation cut short by a kill or an error may have removed
     xattr_mismatch: list[str] = field(default_factory=list)  # close() returned but the xattr checksum differed
 
 
-def replay(ledger: Path, experiment: str) -> Model:
+def read_ledger(ledger: Path) -> list[dict[str, Any]]:
+    """The ledger's records, less one a kill cut short while it was being written (it never counted:
+    its operation had not started, or had returned without the record saying so)."""
+    out = []
+    for line in ledger.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def start_round(ledger: Path, n: int, kind: str) -> None:
+    """Append round `n`'s marker on a line of its own (the last child's last record may lack its newline)."""
+    with open(ledger, "ab+") as f:
+        end = f.seek(0, os.SEEK_END)
+        torn = end > 0 and os.pread(f.fileno(), 1, end - 1) != b"\n"
+        f.write((b"\n" if torn else b"") + json.dumps({"op": "round", "n": n, "kind": kind}).encode() + b"\n")
+
+
+def replay(records: list[dict[str, Any]], experiment: str) -> Model:
     m = Model()
     pending: dict[str, Any] | None = None
 
-    def in_flight(rec: dict[str, Any]) -> None:  # an intent whose operation the kill cut short
+    def drop(paths: set[str]) -> int:
+        """Forget what is expected at `paths` (deleted or renamed away); returns how many versions."""
+        ids = [i for i, (p, _) in m.expected.items() if p in paths]
+        for i in ids:
+            del m.expected[i]
+            m.tags.pop(i, None)
+        left = [u for u in m.unidentified if u[0] not in paths]
+        n, m.unidentified[:] = len(ids) + len(m.unidentified) - len(left), left
+        return n
+
+    def in_flight(rec: dict[str, Any]) -> None:  # an intent whose operation a kill or an error cut short
         gone = {"delete": {rec["path"]}, "rename": {rec.get("src")}}.get(rec["kind"], set())
         if rec["kind"] == "tag":
-            gone_tags = [i for i, (p, _) in m.expected.items() if p == f"{experiment}/{rec['path']}"]
-            for i in gone_tags:
+            for i in [i for i, (p, _) in m.expected.items() if p == f"{experiment}/{rec['path']}"]:
                 m.tags.pop(i, None)
-        drop = [i for i, (p, _) in m.expected.items() if p in {f"{experiment}/{g}" for g in gone if g}]
-        m.uncertain += len(drop)
-        for i in drop:
-            del m.expected[i]
+        m.uncertain += drop({f"{experiment}/{g}" for g in gone if g})
 
-    for line in ledger.read_text().splitlines():
-        rec = json.loads(line)
-        if rec["op"] == "round":
+    for rec in records:
+        if rec["op"] in ("round", "failed"):  # a kill or an error cut the pending operation short
             if pending is not None:
                 in_flight(pending)
             pending = None
@@ -231,12 +310,16 @@ def replay(ledger: Path, experiment: str) -> Model:
             continue
         pending = None
         kind = rec["kind"]
-        if kind in ("delete", "rename"):
-            gone = path if kind == "delete" else f"{experiment}/{rec['src']}"
-            for i in [i for i, (p, _) in m.expected.items() if p == gone]:
-                del m.expected[i]
-                m.tags.pop(i, None)
-        if kind in ("write", "append", "rename"):
+        if rec["op"] == "closed":  # returned: its version must stay, whether or not its id is read back
+            if kind == "rename":
+                drop({f"{experiment}/{rec['src']}"})
+            m.unidentified.append((path, rec["sha"]))
+            continue
+        if kind == "delete":
+            drop({path})
+        if kind in ("write", "append", "rename"):  # the id read back after `closed` (the SDK's save has it)
+            if (path, rec["sha"]) in m.unidentified:
+                m.unidentified.remove((path, rec["sha"]))
             m.expected[int(rec["id"])] = (path, rec["sha"])
             if rec["xattr_sha"] != rec["sha"]:
                 m.xattr_mismatch.append(f"{path} id {rec['id']}: xattr {rec['xattr_sha']} != {rec['sha']}")
@@ -292,6 +375,14 @@ def check_store(store: Any, m: Model, experiments: list[str], hashed: set[int], 
         want_tags = m.tags.get(vid)
         if want_tags is not None and list(v.tags) != want_tags:
             c.tags_wrong.append(f"{path} id {vid}: tags {list(v.tags)}, expected {want_tags}")
+    for path, digest in m.unidentified:  # its bytes are hashed below, as a visible version
+        c.versions += 1
+        try:
+            found = any(v.sha256 == digest for v in store.history(path))
+        except NotFound:
+            found = False
+        if not found:
+            c.lost.append(f"{path}: no version has {digest} (its close/rename returned; its id was not read back)")
     for exp in experiments:
         for latest in store.list(exp):
             for v in store.history(latest.path):
@@ -370,6 +461,7 @@ class Run:
     cli: list[str]  # --store and the remote options, as `mldashfs` takes them
     env: dict[str, str]
     s3: Any = None  # tests.servers.s3.S3Server in --remote
+    proxy: TcpProxy | None = None  # between every client and MongoDB, in --remote
     open_options: dict[str, Any] = field(default_factory=dict)
     sdk_store: dict[str, str] = field(default_factory=dict)
     location: str = ""
@@ -396,13 +488,11 @@ def run_fsck(r: Run) -> tuple[bool, str]:
 
 def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dict[str, Any]:
     """Start the workload, kill at a random moment, detach; returns what happened."""
-    with open(r.ledger, "a") as f:
-        f.write(json.dumps({"op": "round", "n": n, "kind": kind}) + "\n")
+    start_round(r.ledger, n, kind)
     child_log = r.work / f"child-{n}.err"
     wait = rng.uniform(0.2 if kind == "mount" else 0.5, s.max_run)
-    fault = r.s3 is not None and n % 2 == 1
-    info: dict[str, Any] = {"round": n, "kind": kind, "killed_after_s": round(wait, 2), "s3_fault": fault}
-    # killed_after_s counts from the workload's first ledger record
+    s3_fault, mongo_fault = outages(n) if r.proxy is not None else (False, False)
+    info: dict[str, Any] = {"round": n, "kind": kind, "s3_fault": s3_fault, "mongo_fault": mongo_fault}
 
     def child(target: str) -> subprocess.Popen[bytes]:
         with open(child_log, "wb") as err:
@@ -416,11 +506,29 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
         while r.ledger.stat().st_size == started and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         t0 = time.monotonic()
-        if fault:
-            time.sleep(wait / 3)
+
+        def until(t: float) -> None:
+            while time.monotonic() - t0 < t and worker.poll() is None:
+                time.sleep(0.01)
+
+        kill_at, back_at = wait, 0.0
+        if s3_fault or mongo_fault:
+            until(wait / 3)
+        if s3_fault:
             r.s3.fault(503, seconds=rng.uniform(2, 6))
-        while time.monotonic() - t0 < wait and worker.poll() is None:
-            time.sleep(0.01)
+        if mongo_fault:
+            assert r.proxy is not None
+            down_for = rng.uniform(*s.mongo_down)
+            back_at = wait / 3 + down_for
+            kill_at = wait / 3 + rng.uniform(down_for / 2, down_for + 2)  # during the outage or after it
+            info.update(mongo_down_s=round(down_for, 2), killed_while_mongo_down=kill_at < back_at,
+                        mongo_connections_reset=r.proxy.down(), mongo_down_at=time.time())
+            until(min(back_at, kill_at))
+            if back_at <= kill_at:
+                r.proxy.up()
+                info["mongo_up_at"] = time.time()
+        until(kill_at)
+        info["killed_after_s"] = round(kill_at, 2)  # from the workload's first ledger record
         if worker.poll() is not None:
             info["workload_error"] = child_log.read_text(errors="replace")[-2000:]
         os.kill(victim.pid, signal.SIGKILL)
@@ -441,6 +549,10 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
             kill_at_random(worker, worker)
         finally:
             stop(worker, signal.SIGKILL)
+    if r.proxy is not None:
+        r.proxy.up()  # MongoDB is back before the checks, also when the kill came during its outage
+        if mongo_fault:
+            info.setdefault("mongo_up_at", time.time())
     return info
 
 
@@ -472,9 +584,8 @@ def main() -> int:
         args.workload = args.child
         return child_main(args)
     base = QUICK if args.quick else FULL
-    s = Settings(rounds=args.rounds if args.rounds is not None else base.rounds,
-                 sdk_rounds=args.sdk_rounds if args.sdk_rounds is not None else base.sdk_rounds,
-                 max_size=base.max_size, max_run=base.max_run)
+    s = dataclasses.replace(base, rounds=args.rounds if args.rounds is not None else base.rounds,
+                            sdk_rounds=args.sdk_rounds if args.sdk_rounds is not None else base.sdk_rounds)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     work = Path(tempfile.mkdtemp(prefix="mldashfs-crash-", dir=args.dir))
     started = time.monotonic()
@@ -501,11 +612,11 @@ def servers(remote: bool, work: Path) -> Iterator[Run]:
         yield Run(work=work, ledger=work / "ledger.jsonl", cli=["--store", str(store)], env=env,
                   location=str(store), sdk_store={"local_path": str(store)})
         return
-    with remote_servers(env, "crash") as (s3, mongo_uri):
-        location, uri = "s3://crash/team", f"{mongo_uri}crashrounds"
+    with remote_servers(env, "crash") as (s3, mongo_uri), mongo_proxy(f"{mongo_uri}crashrounds") as (proxy, uri):
+        location = "s3://crash/team"
         cache = work / "caches" / "a"
         env["AWS_ENDPOINT_URL"] = s3.endpoint
-        yield Run(work=work, ledger=work / "ledger.jsonl", env=env, s3=s3, location=location,
+        yield Run(work=work, ledger=work / "ledger.jsonl", env=env, s3=s3, proxy=proxy, location=location,
                   cli=["--store", location, "--mongo", uri, "--cache-dir", str(cache), "--s3-endpoint", s3.endpoint],
                   open_options={"mongo": uri, "s3_endpoint": s3.endpoint},
                   sdk_store={"store": location, "mongo": uri, "cache_dir": str(cache)})
@@ -516,9 +627,12 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
     has_fsck = fsck_available(r.env)
     rounds: list[dict[str, Any]] = []
     hashed: dict[str, set[int]] = {"a": set(), "b": set()}
-    totals = {"versions_checked": 0, "visible_checked": 0, "lost": 0, "partial": 0, "tags_wrong": 0,
+    totals: dict[str, Any] = {"versions_checked": 0, "visible_checked": 0, "lost": 0, "partial": 0, "tags_wrong": 0,
               "xattr_mismatch": 0, "fsck_runs": 0, "fsck_unclean": 0, "workload_errors": 0, "bytes_hashed": 0,
-              "uncertain": 0, "sync_failed": 0}
+              "uncertain": 0, "sync_failed": 0, "s3_outage_rounds": 0, "mongo_outage_rounds": 0,
+              "both_outage_rounds": 0, "killed_while_mongo_down": 0, "returned_while_mongo_down": 0}
+    op_errors: dict[str, Counter[str]] = {k: Counter() for k in ("none", "s3", "mongo", "both")}
+    totals["slowest_op_s"] = dict.fromkeys(op_errors, 0.0)
     evidence: list[str] = []
     plan = ["mount"] * s.rounds + ["sdk"] * s.sdk_rounds
     for n, kind in enumerate(plan):
@@ -526,11 +640,31 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
         info = one_round(r, n, kind, rng, s)
         if r.s3 is not None:
             r.s3.clear_faults()
+        outage = {(False, False): "none", (True, False): "s3", (False, True): "mongo", (True, True): "both"}[
+            (info["s3_fault"], info["mongo_fault"])]
+        totals["s3_outage_rounds"] += info["s3_fault"]
+        totals["mongo_outage_rounds"] += info["mongo_fault"]
+        totals["both_outage_rounds"] += outage == "both"
+        totals["killed_while_mongo_down"] += info.get("killed_while_mongo_down", False)
+        records = round_records(r.ledger, n)
+        failed = [x for x in records if x["op"] == "failed"]
+        info["op_errors"] = dict(Counter(f["error"] for f in failed))
+        info["slowest_op_s"] = slowest(records)
+        totals["slowest_op_s"][outage] = max(totals["slowest_op_s"][outage], info["slowest_op_s"])
+        if info["mongo_fault"]:  # versions whose close/save returned while MongoDB was unreachable
+            returned = "closed" if kind == "mount" else "done"  # the SDK's save returns its id at once
+            info["returned_while_mongo_down"] = sum(
+                x["op"] == returned and info["mongo_down_at"] <= x["t"] <= info["mongo_up_at"] for x in records)
+            totals["returned_while_mongo_down"] += info["returned_while_mongo_down"]
+        op_errors[outage].update(info["op_errors"])
+        if not info["mongo_fault"]:  # only a MongoDB outage should make an operation fail
+            evidence += [f"round {n} ({kind}, outage: {outage}): an operation failed: {f['error']} {f['message']}"
+                         for f in failed]
         if "workload_error" in info:
             totals["workload_errors"] += 1
             evidence.append(f"round {n}: the workload failed before the kill: {info['workload_error']}")
         model = replay_both(r.ledger)
-        info["returned_versions"] = len(model.expected)
+        info["returned_versions"] = len(model.expected) + len(model.unidentified)
         totals["uncertain"] = model.uncertain
         totals["xattr_mismatch"] = len(model.xattr_mismatch)
         checks = []
@@ -561,32 +695,50 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
                 totals["fsck_unclean"] += 1
                 evidence.append(f"round {n}: fsck not clean: {out}")
         rounds.append(info)
+        down = f" (MongoDB down {info['mongo_down_s']} s)" if info["mongo_fault"] else ""
         print(f"round {n:2d} {kind:5s} killed after {info['killed_after_s']:.2f} s"
-              f"{' (S3 503s)' if info['s3_fault'] else ''}: {len(model.expected)} returned versions, "
+              f"{' (S3 503s)' if info['s3_fault'] else ''}{down}: {info['returned_versions']} returned versions, "
+              f"{len(failed)} failed operations, "
               + ", ".join(f"{m}: lost {len(c.lost)} partial {len(c.partial)}" for m, c in checks), file=sys.stderr)
     model = replay_both(r.ledger)
     evidence += model.xattr_mismatch
     return {**totals, "rounds": len(plan), "mount_rounds": s.rounds, "sdk_rounds": s.sdk_rounds,
-            "distinct_versions": len(model.expected), "fsck": has_fsck, "per_round": rounds, "evidence": evidence}
+            "op_errors": {k: dict(v) for k, v in op_errors.items()},
+            "distinct_versions": len(model.expected) + len(model.unidentified), "unidentified": len(model.unidentified),
+            "fsck": has_fsck, "per_round": rounds, "evidence": evidence}
+
+
+def slowest(records: list[dict[str, Any]]) -> float:
+    """The longest the workload went between two of its ledger records, seconds: its slowest step (a
+    call that returned or failed; the one the kill cut short is not counted)."""
+    times = [rec["t"] for rec in records]
+    return round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0), 2)
+
+
+def round_records(ledger: Path, n: int) -> list[dict[str, Any]]:
+    """The ledger records of round `n`."""
+    out, current = [], -1
+    for rec in read_ledger(ledger):
+        if rec["op"] == "round":
+            current = rec["n"]
+        elif current == n:
+            out.append(rec)
+    return out
 
 
 def replay_both(ledger: Path) -> Model:
     """The ledger of both workloads: mount rounds write under EXPERIMENT, SDK rounds under SDK_EXPERIMENT."""
-    text = ledger.read_text().splitlines()
-    parts: dict[str, list[str]] = {"mount": [], "sdk": []}
+    parts: dict[str, list[dict[str, Any]]] = {"mount": [], "sdk": []}
     kind = "mount"
-    for line in text:
-        rec = json.loads(line)
+    for rec in read_ledger(ledger):
         if rec["op"] == "round":
             kind = rec["kind"]
-        parts[kind].append(line)
+        parts[kind].append(rec)
     merged = Model()
     for kind, exp in (("mount", EXPERIMENT), ("sdk", SDK_EXPERIMENT)):
-        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
-            f.write("\n".join(parts[kind]) + "\n" if parts[kind] else "")
-            f.flush()
-            m = replay(Path(f.name), exp)
+        m = replay(parts[kind], exp)
         merged.expected.update(m.expected)
+        merged.unidentified += m.unidentified
         merged.tags.update(m.tags)
         merged.intended |= m.intended
         merged.uncertain += m.uncertain
@@ -604,7 +756,7 @@ def report(f: dict[str, Any]) -> str:
         ("partial versions seen", f"{f['partial']} (must be 0)"),
         ("tags lost", f"{f['tags_wrong']}"),
         ("xattr checksum != written", f"{f['xattr_mismatch']}"),
-        ("versions an in-flight delete/rename may remove", f"{f['uncertain']} (not counted)"),
+        ("versions a delete/rename cut short (kill or error) may remove", f"{f['uncertain']} (not counted)"),
         ("workload errors before a kill", f"{f['workload_errors']}"),
         ("fsck", f"{f['fsck_unclean']} unclean of {f['fsck_runs']} runs" if f["fsck"]
          else "not available in this tree (`mldashfs fsck` missing)"),
@@ -613,6 +765,20 @@ def report(f: dict[str, Any]) -> str:
     ]
     if f["remote"]:
         rows.insert(6, ("failed syncs", str(f["sync_failed"])))
+        rows.insert(2, ("outages during the workload",
+                        f"S3 answering 503 in {f['s3_outage_rounds']} rounds, MongoDB unreachable in "
+                        f"{f['mongo_outage_rounds']} ({f['killed_while_mongo_down']} killed while it was), "
+                        f"both in {f['both_outage_rounds']}"))
+        rows.insert(4, ("versions returned while MongoDB was unreachable", f"{f['returned_while_mongo_down']:,}"))
+        rows.insert(5, ("of the returned versions, checked by path and checksum (their id could not be read back)",
+                        f"{f['unidentified']:,}"))
+        rows.insert(-3, ("slowest step of the workload (a call returned or failed), by outage", "; ".join(
+            f"{k}: {v:.2f} s" for k, v in f["slowest_op_s"].items())))
+        rows.insert(-3, ("operations that returned an error, by outage", "; ".join(
+            f"{k}: {sum(v.values())}" + (f" ({', '.join(f'{e} {c}' for e, c in sorted(v.items()))})" if v else "")
+            for k, v in f["op_errors"].items())))
+    else:
+        rows.insert(-3, ("operations that returned an error", str(sum(sum(v.values()) for v in f["op_errors"].values()))))
     lines = ["| figure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     lines += [f"- {e}" for e in f["evidence"][:50]]
     return "\n".join(lines)

@@ -1,16 +1,22 @@
 """Stores for the reliability scripts (crash_rounds.py, load_memory.py): a fresh local store, or S3 and
-MongoDB test servers started here and stopped by the pid they started."""
+MongoDB test servers started here and stopped by the pid they started, and the TCP proxy (tcp_proxy.py)
+that makes MongoDB go away and come back."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
+import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +64,62 @@ def wait_mounted(proc: subprocess.Popen[bytes], mountpoint: Path, output: Path, 
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{who}: the mount did not start:\n{output.read_text()}")
         time.sleep(0.05)
+
+
+
+@dataclass
+class TcpProxy:
+    """A running scripts/tcp_proxy.py (stopped by `mongo_proxy`): its relay port and off switch."""
+
+    pid: int
+    port: int
+    control_port: int
+
+    def command(self, line: str) -> str:
+        """Send one control command; returns the proxy's one-line answer."""
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=30) as s:
+            s.sendall(line.encode() + b"\n")
+            with s.makefile("rb") as answer:
+                return answer.readline().decode().strip()
+
+    def down(self) -> int:
+        """Reset every relayed connection and refuse new ones; returns how many were reset."""
+        answer = self.command("down")
+        if not answer.startswith("ok down "):
+            raise RuntimeError(f"tcp_proxy: down: {answer}")
+        return int(answer.split()[2])
+
+    def up(self) -> None:
+        """Relay new connections again."""
+        answer = self.command("up")
+        if answer != "ok up":
+            raise RuntimeError(f"tcp_proxy: up: {answer}")
+
+
+@contextlib.contextmanager
+def mongo_proxy(mongo_uri: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A TCP proxy in front of the MongoDB at `mongo_uri` (one host); yields it and the URI through it.
+    The proxy is stopped by its pid on the way out (SIGTERM, then SIGKILL), whatever happened."""
+    where = urlsplit(mongo_uri)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tcp_proxy.py"), "--target", where.netloc,
+                             "--exit-with-parent"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        line = b""
+        deadline = time.monotonic() + 30
+        while not line.startswith(b"READY ") and proc.poll() is None and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                line = proc.stdout.readline()
+        proc.stdout.close()
+        if not line.startswith(b"READY "):
+            raise RuntimeError(f"tcp_proxy did not start (exit status {proc.poll()}, first line {line!r})")
+        proxy = TcpProxy(proc.pid, int(line.split()[1]), int(line.split()[2]))
+        yield proxy, f"mongodb://127.0.0.1:{proxy.port}{where.path or '/'}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,5 +1,6 @@
-"""`scripts/crash_rounds.py --quick` (a local store, and a remote one on the test servers) runs end to
-end and reports no lost and no partial version: a correctness check (no timing is asserted)."""
+"""`scripts/crash_rounds.py --quick` (a local store, and a remote one on the test servers, with rounds in
+which S3 fails and MongoDB goes away) runs end to end and reports no lost and no partial version: a
+correctness check (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,6 @@ def test_crash_rounds_quick_loses_nothing_and_leaves_no_mount(where: list[str]) 
     assert figures["lost"] == 0, figures["evidence"]
     assert figures["partial"] == 0, figures["evidence"]
     assert "| versions lost | 0 (must be 0) |" in done.stdout
+    if where:  # one round of each outage: S3, MongoDB (behind the proxy, stopped by its pid), both
+        assert (figures["s3_outage_rounds"], figures["mongo_outage_rounds"], figures["both_outage_rounds"]) == (2, 2, 1)
+        assert figures["sync_failed"] == 0, figures["evidence"]

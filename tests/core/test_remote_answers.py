@@ -127,3 +127,20 @@ def test_a_folder_too_big_or_a_change_here_means_asking_by_name(clock: Clock) ->
     names.clear()  # a delete or rename made here
     assert names.absent("a/b/c/d/new", small)
     assert small.listed == 2
+
+
+def test_an_answer_fetched_across_a_change_is_not_kept(clock: Clock) -> None:
+    answers, asked = RemoteAnswers(ttl=10.0), []
+
+    def fetch_across_a_change(answer: object) -> object:  # the change lands while the fetch is on the wire
+        asked.append(answer)
+        answers.forget("a/b/c/x")
+        return answer
+
+    assert answers.point("lookup", "a/b/c/x", lambda: fetch_across_a_change("old")) == "old"
+    assert answers.point("lookup", "a/b/c/x", lambda: fetch_across_a_change("new")) == "new"  # asked again
+    assert answers.page("list_stats", "a/b/c", None, 10, lambda: fetch_across_a_change(["old"])) == ["old"]
+    assert answers.page("list_stats", "a/b/c", None, 10, lambda: ["new"]) == ["new"]
+    assert answers.point("lookup", "a/b/c/x", lambda: "newest") == "newest"
+    assert answers.point("lookup", "a/b/c/x", lambda: "not asked") == "newest"  # kept: nothing changed meanwhile
+    assert asked == ["old", "new", ["old"]]

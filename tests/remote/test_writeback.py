@@ -277,6 +277,47 @@ def test_a_published_version_stays_visible_here_through_the_metadata_ttl(remote_
     assert [e.name for e in a.listdir(E)] == ["ttl.txt"]
 
 
+def test_a_version_leaving_the_journal_is_not_shadowed_by_an_answer_cached_before_it_was_published(
+        remote_store: RemoteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = remote_store.open("a", metadata_ttl=60.0)
+    path = f"{E}/ckpt.pt"
+    v1 = a.put_bytes(path, b"1")
+    assert a.wait_uploads(timeout=60) and a.latest(path).id == v1.id  # MongoDB's answer (v1) is cached
+    journal, seen = a.writeback.journal, []
+    remove = journal.remove
+
+    def remove_then_read(vids: list[int]) -> None:  # a read the moment the published row leaves the journal
+        remove(vids)
+        seen.append(a.latest(path).id)
+
+    monkeypatch.setattr(journal, "remove", remove_then_read)
+    v2 = a.put_bytes(path, b"2")
+    assert a.wait_uploads(timeout=60)
+    assert seen == [v2.id]  # found crash_rounds.py --remote: a getxattr after close read v1's checksum
+
+
+def test_an_answer_fetched_before_a_publish_is_not_cached_after_it(
+        remote_store: RemoteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = remote_store.open("a", metadata_ttl=60.0, upload_workers=0)  # publishes only when told below
+    path = f"{E}/new.pt"
+    v = a.put_bytes(path, b"x")
+    a.mkdir(f"{E}/other")  # a change made here: the answers cached so far are forgotten
+    remote = a.catalog.remote
+    fetch = remote.lookup
+
+    def slow_fetch(p: str) -> object:  # MongoDB answers "no such file", and the version is published
+        answer = fetch(p)  # before that answer reaches the cache
+        a.writeback.add_workers(1)
+        assert answer is None and a.wait_uploads(timeout=60)
+        return answer
+
+    monkeypatch.setattr(remote, "lookup", slow_fetch)
+    assert a.stat(path).id == v.id  # the journal still answered this one
+    monkeypatch.setattr(remote, "lookup", fetch)
+    assert a.stat(path).id == v.id  # was NotFound until the TTL ran out (load_memory --remote: ENOENT
+    # reading files just written through the mount)
+
+
 def test_a_version_published_after_a_newer_one_from_another_machine_joins_the_history(
         remote_store: RemoteStore) -> None:
     a = remote_store.open("a", upload_workers=0)  # a's uploads wait for its next open
