@@ -26,6 +26,10 @@ def drop_pages(file: str) -> None:
         os.close(fd)
 
 
+#: Tries of a commit whose folder an empty-folder prune (gc, or a dedup removing its copy) took away.
+RACES = 5
+
+
 class LocalBlobs(Blobs, LocalCopies):
     """The embedded default blob store; every blob is its own local copy."""
 
@@ -39,28 +43,21 @@ class LocalBlobs(Blobs, LocalCopies):
 
     def commit(self, key: str, staged_file: str) -> None:
         dest = self._file(key)
-        for _ in range(3):  # gc may remove an empty parent between makedirs and rename
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
+        for attempt in range(RACES):  # gc or a dedup's delete may remove an empty parent meanwhile
             try:
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
                 os.rename(staged_file, dest)
                 return
             except FileNotFoundError:
-                if not os.path.exists(staged_file):
+                if attempt == RACES - 1 or not os.path.exists(staged_file):
                     raise
-        os.rename(staged_file, dest)
 
     def commit_bytes(self, key: str, data: memoryview) -> None:
         """Write straight to the key: invisible until the catalog row names it, so no rename is needed."""
         dest = self._file(key)
         folder = os.path.dirname(dest)
         try:
-            os.mkdir(folder)  # the version's own folder; its parents are usually there already
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-        except FileExistsError:
-            pass
-        try:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = self._create(folder, dest)
             try:
                 write_all(fd)(data)
             finally:
@@ -70,6 +67,24 @@ class LocalBlobs(Blobs, LocalCopies):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
             raise
+
+    @staticmethod
+    def _create(folder: str, dest: str) -> int:
+        """Make the version's folder (and its parents) and create `dest` in it; a descriptor to write."""
+        tries = 0
+        while True:
+            try:
+                try:
+                    os.mkdir(folder)  # the version's own folder; its parents are usually there already
+                except FileNotFoundError:
+                    os.makedirs(folder, exist_ok=True)
+                except FileExistsError:
+                    pass
+                return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:  # gc or a dedup's delete removed an empty parent meanwhile
+                tries += 1
+                if tries == RACES:
+                    raise
 
     def open(self, v: Version) -> BinaryIO:
         try:

@@ -44,6 +44,28 @@ def test_the_same_bytes_saved_together_are_stored_once(store: Store) -> None:
     assert (u.versions, u.blobs, u.stored) == (8, 1, len(data))
 
 
+def test_threads_saving_copies_into_one_folder_all_succeed(store: Store) -> None:
+    data = b"the same bytes"
+    published(store, f"{E}/first/original.bin", data)  # the shared blob lives in another folder
+    errors_seen: list[BaseException] = []
+
+    def save(t: int) -> None:
+        for i in range(40):  # each commit writes its copy, then removes it and its emptied folders
+            try:
+                store.put_bytes(f"{E}/copies/t{t}-{i}.bin", data)
+            except BaseException as e:  # noqa: BLE001 (reported below)
+                errors_seen.append(e)
+
+    threads = [threading.Thread(target=save, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors_seen == [] and store.wait_uploads(timeout=60)
+    assert store.usage(f"{E}/copies").as_dict() == {"versions": 240, "logical": 240 * len(data), "blobs": 1,
+                                                    "stored": len(data), "reclaimable": 0}
+
+
 def test_gc_frees_a_shared_blob_once_no_live_version_uses_it(store: Store) -> None:
     data = b"checkpoint " * 1000
     published(store, f"{E}/a.pt", data)
