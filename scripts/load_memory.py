@@ -16,9 +16,11 @@ Phases, all on one mount (one daemon, whose memory is sampled from /proc/PID/sta
 Before each phase the daemon's peak (VmHWM) is reset (`echo 5 > /proc/PID/clear_refs`, root), so
 each row's peak is that phase's; VmRSS is also sampled every 0.1 s. The target: under 200 MB for the
 bytes phase. With `--remote` the store is `s3://` + MongoDB on the test servers (started here and
-stopped by pid); their objects live in memory, so the remote defaults are smaller (1 GiB, 10,000
-listed files), and after the load `mldashfs sync` runs and a second machine checks every file's
-checksum in MongoDB and hashes a sample of the objects from S3. Usage:
+stopped by pid), and after the load `mldashfs sync` runs and a second machine checks every file's
+checksum in MongoDB and hashes a sample of the objects from S3. The remote defaults are smaller
+(4 GiB, 10,000 listed files): the S3 server keeps every object (small ones in its memory, large ones
+in temp files) and the MongoDB server's aggregates slow as the catalog grows (a few publishes a
+second beyond 10,000 versions on 2 cores), so 100,000 listed would take hours. Usage:
 
     python scripts/load_memory.py             # the full run, local store
     python scripts/load_memory.py --remote    # remote store
@@ -364,7 +366,7 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--files", type=int, default=None, help="files per writer in the load phase (500)")
     parser.add_argument("--total-files", type=int, default=None, help="files written through the mount in all (10,000)")
-    parser.add_argument("--gib", type=float, default=None, help="GiB written and read back (10; remote 1)")
+    parser.add_argument("--gib", type=float, default=None, help="GiB written and read back (10; remote 4)")
     parser.add_argument("--list-files", type=int, default=None, help="files listed (100,000; remote 10,000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: 50 files a writer, 1 GiB, 5,000 listed")
     parser.add_argument("--remote", action="store_true")
@@ -374,7 +376,7 @@ def main() -> int:
     q = a.quick
     a.files = a.files or (50 if q else 500)
     a.total_files = a.total_files or (1_000 if q else 10_000)
-    a.gib = a.gib or (1.0 if q or a.remote else 10.0)
+    a.gib = a.gib or (1.0 if q else 4.0 if a.remote else 10.0)
     a.list_files = a.list_files or (5_000 if q else 10_000 if a.remote else 100_000)
     a.max_size = (64 if q else 256) << 10
     work = Path(tempfile.mkdtemp(prefix="mldashfs-load-", dir=a.dir))
@@ -398,7 +400,8 @@ def main() -> int:
 
 def run(r: Run, a: argparse.Namespace) -> dict[str, Any]:
     mnt = r.work / "mnt"
-    c, rows = Counts(), []
+    c = Counts()
+    rows: list[dict[str, Any]] = []
     f: dict[str, Any] = {"remote": a.remote, "writers": a.writers, "files_per_writer": a.files}
     with daemon(r, mnt) as d:
         mem = Memory(d.pid)
