@@ -82,6 +82,24 @@ class BlobCache(LocalCopies):
                 return None
         return p
 
+    def open_copy(self, v: Version) -> int | None:
+        # Pinned first: an upload's end renames the pinned copy to the cached ones, so of the two
+        # opens, in this order, one finds it (unless it is evicted or dropped, then there is none).
+        for folder in (self.pinned, self.folder):
+            try:
+                fd = os.open(os.path.join(folder, self.name(v.key)), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            st = os.fstat(fd)
+            if st.st_size != v.size:  # never serve a copy of other bytes under the key
+                os.close(fd)
+                return None
+            now = time.time()
+            if now - st.st_mtime > TOUCH_EVERY:
+                os.utime(fd, (now, now))
+            return fd
+        return None
+
     def forget_pages(self, v: Version) -> None:
         drop_pages(self.path(v.key))
 

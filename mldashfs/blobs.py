@@ -72,7 +72,13 @@ class LocalCopies(ABC):
 
     @abstractmethod
     def local_file(self, v: Version) -> str | None:
-        """A local file holding exactly the version's bytes, or None when this machine has none."""
+        """A local file holding exactly the version's bytes, or None when this machine has none (the
+        name may be gone by the time it is opened: readers use `open_copy`)."""
+
+    @abstractmethod
+    def open_copy(self, v: Version) -> int | None:
+        """An open descriptor of a local file holding exactly the version's bytes, or None when this
+        machine has none."""
 
     @abstractmethod
     def forget_pages(self, v: Version) -> None:

@@ -95,6 +95,12 @@ class LocalBlobs(Blobs, LocalCopies):
     def local_file(self, v: Version) -> str | None:
         return self._file(v.key)
 
+    def open_copy(self, v: Version) -> int | None:
+        try:
+            return os.open(self._file(v.key), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+
     def forget_pages(self, v: Version) -> None:
         drop_pages(self._file(v.key))
 

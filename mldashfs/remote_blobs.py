@@ -179,14 +179,9 @@ class RemoteBlobs(Blobs):
         self.cache.add(key, tmp, pinned=True)
 
     def open(self, v: Version) -> BinaryIO:
-        for _ in range(2):  # a pinned copy may move to the cached ones (its upload ended) in between
-            local = self.cache.local_file(v)
-            if local is None:
-                break
-            try:
-                return open(local, "rb")
-            except FileNotFoundError:
-                continue  # moved, or evicted: look again, else download it
+        fd = self.cache.open_copy(v)
+        if fd is not None:
+            return open(fd, "rb")
         with self._lock:
             d = self._downloads.get(v.key)
             if d is None or not d.add_reader():

@@ -463,7 +463,13 @@ class Store:
 
     def open_version(self, v: Version) -> BinaryIO:
         """A seekable reader of the version's bytes (remote ones are checked against its SHA-256)."""
-        return self.blobs.open(v)
+        fd = self.open_copy(v)
+        if fd is not None:
+            return open(fd, "rb")
+        now = self._current(v)
+        if now is None:
+            raise NotFound(f"no file with id {v.id_str}")
+        return self.blobs.open(now)
 
     def read_bytes(self, v: Version) -> bytes:
         with self.open_version(v) as f:
@@ -472,6 +478,29 @@ class Store:
     def local_file(self, v: Version) -> str | None:
         """A file on this machine holding exactly the version's bytes, or None (not cached yet)."""
         return self.copies.local_file(v)
+
+    def open_copy(self, v: Version) -> int | None:
+        """An open descriptor of a file on this machine holding exactly the version's bytes, or None
+        (not cached, or deleted). A record read while the version was pending here still opens after
+        its upload, which moves the copy, or publishes it onto another blob (dedup) and drops it."""
+        fd = self.copies.open_copy(v)
+        if fd is None and self._pending(v):
+            now = self._current(v)
+            if now is not None and now.key != v.key:
+                fd = self.copies.open_copy(now)
+        return fd
+
+    def _pending(self, v: Version) -> bool:
+        """Whether `v` is a record of a version that was waiting for its upload here when it was read."""
+        return self.writeback is not None and v.state == self._state
+
+    def _current(self, v: Version) -> Version | None:
+        """The record of a version pending when `v` was read, as it is now (None: deleted since); any
+        other record as it is."""
+        if not self._pending(v):
+            return v
+        now = self.catalog.get_version(v.id)
+        return now if now is not None and not now.deleted else None
 
     def drop_cache(self, v: Version) -> None:
         """A hint that the version will not be read soon (the page cache may drop its pages)."""

@@ -33,9 +33,9 @@ class ReadHandle:
         self._file: BinaryIO | None = None
         self._lock = threading.Lock()
         if version is not None:
-            local = store.local_file(version)
-            if local is not None:
-                self._fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            fd = store.open_copy(version)
+            if fd is not None:
+                self._fd = fd
                 # Twice the disk's readahead: the daemon asks for 1 MiB at a time and outruns the
                 # disk, so each readahead window ends in a wait (about 95 waits per GiB read cold,
                 # 50-65 with this; best cold read of eight rounds 1,250 against 1,058 MB/s).

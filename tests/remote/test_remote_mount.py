@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,3 +143,57 @@ def test_copies_of_one_checkpoint_upload_once_and_read_back_elsewhere(remote_sto
     with mount_remote(remote_store, "b", tmp_path) as mb:
         for i in range(5):
             assert (mb.path / "ckpts" / f"epoch{i}.pt").read_bytes() == data
+
+
+def test_files_read_back_while_their_uploads_publish_them(remote_store: RemoteStore, tmp_path: Path) -> None:
+    """Reads right after close, and again while the uploads publish: a file's bytes move from the
+    pinned copies to the cached ones, or (a copy of published bytes) onto the published blob."""
+    published = os.urandom(200_000)
+    errors: list[str] = []
+    written: dict[Path, bytes] = {}
+    lock = threading.Lock()
+
+    def writer(d: Path, n: int) -> None:
+        d.mkdir()
+        for i in range(n):
+            data = published if i % 2 else os.urandom(1000 + i)
+            p = d / f"f{i:03d}.bin"
+            p.write_bytes(data)
+            with lock:
+                written[p] = data
+            if p.read_bytes() != data:
+                errors.append(f"{p}: other bytes right after close")
+
+    def reader(stop: threading.Event) -> None:
+        while not stop.is_set():
+            with lock:
+                recent = list(written.items())[-16:]
+            for p, data in recent:
+                try:
+                    if p.read_bytes() != data:
+                        errors.append(f"{p}: other bytes")
+                except OSError as e:
+                    errors.append(f"{p}: {e}")
+
+    with mount_remote(remote_store, "a", tmp_path) as a:
+        with open(a.path / "first.bin", "wb") as f:
+            f.write(published)
+            f.flush()
+            os.fsync(f.fileno())  # in S3 and MongoDB: the copies below are published onto its blob
+        stop = threading.Event()
+        readers = [threading.Thread(target=reader, args=(stop,)) for _ in range(2)]
+        for t in readers:
+            t.start()
+        try:
+            writers = [threading.Thread(target=writer, args=(a.path / f"w{w}", 40)) for w in range(4)]
+            for t in writers:
+                t.start()
+            for t in writers:
+                t.join()
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+        for p, data in written.items():
+            assert p.read_bytes() == data
+    assert errors == []

@@ -49,3 +49,17 @@ def test_status_and_sync_from_the_cli(remote_store: RemoteStore, monkeypatch: ob
     r = subprocess.run([*cli, "sync", *remote_store.cli_options("a")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert remote_store.open("b").read_bytes(remote_store.open("b").latest(f"{E}/note.txt")) == b"hello"
+
+
+def test_a_download_of_files_listed_while_their_uploads_run(remote_store: RemoteStore, monkeypatch: object,
+                                                            tmp_path: object) -> None:
+    """Copies of one checkpoint saved and downloaded at once: files listed while pending are read after
+    their uploads published them onto the first copy's blob (dedup) and dropped their own copies."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", remote_store.endpoint)  # type: ignore[attr-defined]
+    data = bytes(range(256)) * 400
+    with experiment(remote_store, "a").run as exp:
+        for i in range(60):
+            exp.files("ckpts").save_blob(data, to=f"c{i:02d}.pt")
+        got = exp.files("ckpts").download("*.pt", to=str(tmp_path))
+        assert len(got) == 60 and all(open(p, "rb").read() == data for p in got)
+    assert remote_store.open("b").usage(f"{E}/ckpts").blobs == 1

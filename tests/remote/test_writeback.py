@@ -358,3 +358,34 @@ def test_a_version_published_onto_a_shared_blob_reads_from_this_machines_cache(r
     assert a.read_bytes(shared) == data and a.read_bytes(a.latest(f"{E}/first.pt")) == data
     assert remote_store.server.stats()["range_bytes_read"] == before  # both from second's copy, now the blob's
     assert len(os.listdir(os.path.join(a.root, "blobs"))) == 1 and os.listdir(os.path.join(a.root, "pinned")) == []
+
+
+def test_a_record_read_while_pending_still_reads_after_its_upload_moved_or_shared_the_bytes(
+        remote_store: RemoteStore) -> None:
+    """A reader that looked a version up while it was pending opens it after the upload: its copy moved
+    from pinned to cached, or (dedup) was published onto another blob and its own copy dropped."""
+    a = remote_store.open("a")
+    data = os.urandom(100_000)
+    a.put_bytes(f"{E}/first.pt", data)
+    assert a.wait_uploads(timeout=60)
+    moved = a.put_bytes(f"{E}/own.pt", b"own bytes")
+    shared = a.put_bytes(f"{E}/second.pt", data)
+    assert moved.state == shared.state == "pending"
+    assert a.wait_uploads(timeout=60)
+    assert a.latest(f"{E}/second.pt").key != shared.key  # published onto first's blob
+    before = remote_store.server.stats()["range_bytes_read"]
+    for v, want in ((moved, b"own bytes"), (shared, data)):
+        fd = a.open_copy(v)
+        assert fd is not None
+        try:
+            assert os.pread(fd, v.size + 1, 0) == want
+        finally:
+            os.close(fd)
+        assert a.read_bytes(v) == want
+    assert remote_store.server.stats()["range_bytes_read"] == before  # all from this machine's cache
+    remote_store.server.fault(503, seconds=1.5)  # no upload before the delete
+    gone = a.put_bytes(f"{E}/gone.pt", b"deleted while pending")
+    a.delete(f"{E}/gone.pt")
+    assert a.open_copy(gone) is None
+    with pytest.raises(errors.NotFound):
+        a.read_bytes(gone)
