@@ -26,11 +26,11 @@ the SDK's result dict), or a `failed` if it raised. After every round:
 
 With `--remote` the store is `s3://` + MongoDB on the test servers (scripts/s3_test_server.py,
 scripts/mongo_test_server.py, started here and stopped by pid), and every client reaches MongoDB through
-a TCP proxy (scripts/tcp_proxy.py, also started and stopped by pid). Rounds cycle through four kinds of
-outage during the workload: none; S3 failing with 503 for a few seconds (the S3 server's fault switch);
-MongoDB gone for a few seconds (the proxy resets every connection and refuses new ones, then relays
-again: the test server keeps its data in memory, so it is made unreachable rather than restarted); and
-both. The kill falls during the MongoDB outage or after it, at random. An operation that returned an
+a TCP proxy (scripts/tcp_proxy.py, also started and stopped by pid), and S3 through another. Rounds cycle
+through four kinds of outage during the workload: none; S3 failing for a few seconds, by turns with 503
+(the S3 server's fault switch) and gone (its proxy resets every connection and refuses new ones, then
+relays again); MongoDB gone for a few seconds (the same through its proxy: the test servers keep their
+data in memory, so they are made unreachable rather than restarted); and both. The kill falls during the MongoDB outage or after it, at random. An operation that returned an
 error is recorded as failed and the workload goes on: like one cut short by a kill, it may or may not
 have happened. After the checks on the writing machine's cache, `mldashfs sync` runs and a second store
 opened as another machine (a fresh cache folder) checks that
@@ -56,6 +56,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -71,6 +72,7 @@ from script_servers import (  # noqa: E402
     init_local_store,
     mongo_proxy,
     remote_servers,
+    s3_proxy,
     script_env,
     wait_mounted,
 )
@@ -97,9 +99,11 @@ FULL = Settings(rounds=20, sdk_rounds=10, max_size=2 << 20, max_run=4.0, mongo_d
 QUICK = Settings(rounds=3, sdk_rounds=2, max_size=64 << 10, max_run=1.5, mongo_down=(3.5, 4.5))
 
 
-def outages(n: int) -> tuple[bool, bool]:
-    """(S3 fails, MongoDB goes away) in round `n` of a remote run: none, S3, MongoDB, both, in turn."""
-    return n % 2 == 1, n % 4 >= 2
+def outages(n: int) -> tuple[str | None, bool]:
+    """(how S3 fails: None, "503" or "gone"; MongoDB goes away) in round `n` of a remote run: none, S3,
+    MongoDB, both, in turn. S3's two ways take turns, swapped every 8 rounds, so each meets each MongoDB
+    state (--quick's two S3 rounds: 503 alone, gone with MongoDB)."""
+    return ("gone" if (n // 2 + n // 8) % 2 else "503") if n % 2 == 1 else None, n % 4 >= 2
 
 
 # ---- the workload children -------------------------------------------------------------------
@@ -462,6 +466,7 @@ class Run:
     env: dict[str, str]
     s3: Any = None  # tests.servers.s3.S3Server in --remote
     proxy: TcpProxy | None = None  # between every client and MongoDB, in --remote
+    s3_proxy: TcpProxy | None = None  # between every client and the S3 server, in --remote
     open_options: dict[str, Any] = field(default_factory=dict)
     sdk_store: dict[str, str] = field(default_factory=dict)
     location: str = ""
@@ -491,8 +496,11 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
     start_round(r.ledger, n, kind)
     child_log = r.work / f"child-{n}.err"
     wait = rng.uniform(0.2 if kind == "mount" else 0.5, s.max_run)
-    s3_fault, mongo_fault = outages(n) if r.proxy is not None else (False, False)
-    info: dict[str, Any] = {"round": n, "kind": kind, "s3_fault": s3_fault, "mongo_fault": mongo_fault}
+    s3_mode, mongo_fault = outages(n) if r.proxy is not None else (None, False)
+    s3_fault = s3_mode is not None
+    info: dict[str, Any] = {"round": n, "kind": kind, "s3_fault": s3_fault, "s3_mode": s3_mode,
+                            "mongo_fault": mongo_fault}
+    s3_back: list[threading.Timer] = []  # brings S3 back after its outage ("gone")
 
     def child(target: str) -> subprocess.Popen[bytes]:
         with open(child_log, "wb") as err:
@@ -514,8 +522,13 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
         kill_at, back_at = wait, 0.0
         if s3_fault or mongo_fault:
             until(wait / 3)
-        if s3_fault:
+        if s3_mode == "503":
             r.s3.fault(503, seconds=rng.uniform(2, 6))
+        elif s3_mode == "gone":
+            assert r.s3_proxy is not None
+            info["s3_connections_reset"] = r.s3_proxy.down()
+            s3_back.append(threading.Timer(rng.uniform(2, 6), r.s3_proxy.up))
+            s3_back[0].start()
         if mongo_fault:
             assert r.proxy is not None
             down_for = rng.uniform(*s.mongo_down)
@@ -549,8 +562,11 @@ def one_round(r: Run, n: int, kind: str, rng: random.Random, s: Settings) -> dic
             kill_at_random(worker, worker)
         finally:
             stop(worker, signal.SIGKILL)
-    if r.proxy is not None:
-        r.proxy.up()  # MongoDB is back before the checks, also when the kill came during its outage
+    for timer in s3_back:
+        timer.cancel()
+    if r.proxy is not None and r.s3_proxy is not None:
+        r.s3_proxy.up()  # S3 and MongoDB are back before the checks, also when the kill came during an outage
+        r.proxy.up()
         if mongo_fault:
             info.setdefault("mongo_up_at", time.time())
     return info
@@ -612,13 +628,15 @@ def servers(remote: bool, work: Path) -> Iterator[Run]:
         yield Run(work=work, ledger=work / "ledger.jsonl", cli=["--store", str(store)], env=env,
                   location=str(store), sdk_store={"local_path": str(store)})
         return
-    with remote_servers(env, "crash") as (s3, mongo_uri), mongo_proxy(f"{mongo_uri}crashrounds") as (proxy, uri):
+    with remote_servers(env, "crash") as (s3, mongo_uri), mongo_proxy(f"{mongo_uri}crashrounds") as (proxy, uri), \
+            s3_proxy(s3.endpoint) as (to_s3, endpoint):
         location = "s3://crash/team"
         cache = work / "caches" / "a"
-        env["AWS_ENDPOINT_URL"] = s3.endpoint
-        yield Run(work=work, ledger=work / "ledger.jsonl", env=env, s3=s3, proxy=proxy, location=location,
-                  cli=["--store", location, "--mongo", uri, "--cache-dir", str(cache), "--s3-endpoint", s3.endpoint],
-                  open_options={"mongo": uri, "s3_endpoint": s3.endpoint},
+        env["AWS_ENDPOINT_URL"] = endpoint
+        yield Run(work=work, ledger=work / "ledger.jsonl", env=env, s3=s3, proxy=proxy, s3_proxy=to_s3,
+                  location=location,
+                  cli=["--store", location, "--mongo", uri, "--cache-dir", str(cache), "--s3-endpoint", endpoint],
+                  open_options={"mongo": uri, "s3_endpoint": endpoint},
                   sdk_store={"store": location, "mongo": uri, "cache_dir": str(cache)})
 
 
@@ -629,7 +647,7 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
     hashed: dict[str, set[int]] = {"a": set(), "b": set()}
     totals: dict[str, Any] = {"versions_checked": 0, "visible_checked": 0, "lost": 0, "partial": 0, "tags_wrong": 0,
               "xattr_mismatch": 0, "fsck_runs": 0, "fsck_unclean": 0, "workload_errors": 0, "bytes_hashed": 0,
-              "uncertain": 0, "sync_failed": 0, "s3_outage_rounds": 0, "mongo_outage_rounds": 0,
+              "uncertain": 0, "sync_failed": 0, "s3_outage_rounds": 0, "s3_gone_rounds": 0, "mongo_outage_rounds": 0,
               "both_outage_rounds": 0, "killed_while_mongo_down": 0, "returned_while_mongo_down": 0}
     op_errors: dict[str, Counter[str]] = {k: Counter() for k in ("none", "s3", "mongo", "both")}
     totals["slowest_op_s"] = dict.fromkeys(op_errors, 0.0)
@@ -643,6 +661,7 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
         outage = {(False, False): "none", (True, False): "s3", (False, True): "mongo", (True, True): "both"}[
             (info["s3_fault"], info["mongo_fault"])]
         totals["s3_outage_rounds"] += info["s3_fault"]
+        totals["s3_gone_rounds"] += info["s3_mode"] == "gone"
         totals["mongo_outage_rounds"] += info["mongo_fault"]
         totals["both_outage_rounds"] += outage == "both"
         totals["killed_while_mongo_down"] += info.get("killed_while_mongo_down", False)
@@ -697,7 +716,8 @@ def run_rounds(r: Run, s: Settings, seed: int) -> dict[str, Any]:
         rounds.append(info)
         down = f" (MongoDB down {info['mongo_down_s']} s)" if info["mongo_fault"] else ""
         print(f"round {n:2d} {kind:5s} killed after {info['killed_after_s']:.2f} s"
-              f"{' (S3 503s)' if info['s3_fault'] else ''}{down}: {info['returned_versions']} returned versions, "
+              f"{' (S3 ' + info['s3_mode'] + ')' if info['s3_fault'] else ''}{down}: "
+              f"{info['returned_versions']} returned versions, "
               f"{len(failed)} failed operations, "
               + ", ".join(f"{m}: lost {len(c.lost)} partial {len(c.partial)}" for m, c in checks), file=sys.stderr)
     model = replay_both(r.ledger)
@@ -766,7 +786,8 @@ def report(f: dict[str, Any]) -> str:
     if f["remote"]:
         rows.insert(6, ("failed syncs", str(f["sync_failed"])))
         rows.insert(2, ("outages during the workload",
-                        f"S3 answering 503 in {f['s3_outage_rounds']} rounds, MongoDB unreachable in "
+                        f"S3 failing in {f['s3_outage_rounds']} rounds (unreachable in {f['s3_gone_rounds']}, "
+                        f"503s in the others), MongoDB unreachable in "
                         f"{f['mongo_outage_rounds']} ({f['killed_while_mongo_down']} killed while it was), "
                         f"both in {f['both_outage_rounds']}"))
         rows.insert(4, ("versions returned while MongoDB was unreachable", f"{f['returned_while_mongo_down']:,}"))

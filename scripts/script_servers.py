@@ -1,6 +1,6 @@
 """Stores for the reliability scripts (crash_rounds.py, load_memory.py): a fresh local store, or S3 and
 MongoDB test servers started here and stopped by the pid they started, and the TCP proxy (tcp_proxy.py)
-that makes MongoDB go away and come back."""
+that makes MongoDB or S3 go away and come back."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def wait_mounted(proc: subprocess.Popen[bytes], mountpoint: Path, output: Path, 
 
 @dataclass
 class TcpProxy:
-    """A running scripts/tcp_proxy.py (stopped by `mongo_proxy`): its relay port and off switch."""
+    """A running scripts/tcp_proxy.py (stopped by `tcp_proxy`): its relay port and off switch."""
 
     pid: int
     port: int
@@ -98,10 +98,25 @@ class TcpProxy:
 
 @contextlib.contextmanager
 def mongo_proxy(mongo_uri: str) -> Iterator[tuple[TcpProxy, str]]:
-    """A TCP proxy in front of the MongoDB at `mongo_uri` (one host); yields it and the URI through it.
-    The proxy is stopped by its pid on the way out (SIGTERM, then SIGKILL), whatever happened."""
+    """A TCP proxy in front of the MongoDB at `mongo_uri` (one host); yields it and the URI through it."""
     where = urlsplit(mongo_uri)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tcp_proxy.py"), "--target", where.netloc,
+    with tcp_proxy(where.netloc) as proxy:
+        yield proxy, f"mongodb://127.0.0.1:{proxy.port}{where.path or '/'}"
+
+
+@contextlib.contextmanager
+def s3_proxy(endpoint: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A TCP proxy in front of the S3 server at `endpoint` (http://host:port); yields it and the endpoint
+    through it."""
+    with tcp_proxy(urlsplit(endpoint).netloc) as proxy:
+        yield proxy, f"http://127.0.0.1:{proxy.port}"
+
+
+@contextlib.contextmanager
+def tcp_proxy(target: str) -> Iterator[TcpProxy]:
+    """A scripts/tcp_proxy.py relaying to `target` (host:port). Stopped by its pid on the way out
+    (SIGTERM, then SIGKILL), whatever happened."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tcp_proxy.py"), "--target", target,
                              "--exit-with-parent"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     try:
@@ -113,8 +128,7 @@ def mongo_proxy(mongo_uri: str) -> Iterator[tuple[TcpProxy, str]]:
         proc.stdout.close()
         if not line.startswith(b"READY "):
             raise RuntimeError(f"tcp_proxy did not start (exit status {proc.poll()}, first line {line!r})")
-        proxy = TcpProxy(proc.pid, int(line.split()[1]), int(line.split()[2]))
-        yield proxy, f"mongodb://127.0.0.1:{proxy.port}{where.path or '/'}"
+        yield TcpProxy(proc.pid, int(line.split()[1]), int(line.split()[2]))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

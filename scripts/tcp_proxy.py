@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A TCP proxy with an off switch: makes a server unreachable to its clients while the server (and its
-data) stays up. crash_rounds.py puts it between the store's clients and the MongoDB test server, whose
-data lives in its memory and would be lost by a restart.
+data) stays up. crash_rounds.py puts one between the store's clients and the MongoDB test server and one
+before the S3 test server, whose data live in their memory and would be lost by a restart.
 
     python scripts/tcp_proxy.py --target HOST:PORT [--port 0] [--exit-with-parent]
 

@@ -35,6 +35,7 @@ def test_crash_rounds_quick_loses_nothing_and_leaves_no_mount(where: list[str]) 
     assert figures["lost"] == 0, figures["evidence"]
     assert figures["partial"] == 0, figures["evidence"]
     assert "| versions lost | 0 (must be 0) |" in done.stdout
-    if where:  # one round of each outage: S3, MongoDB (behind the proxy, stopped by its pid), both
+    if where:  # one round of each outage: S3, MongoDB, both (S3 and MongoDB behind proxies stopped by pid)
         assert (figures["s3_outage_rounds"], figures["mongo_outage_rounds"], figures["both_outage_rounds"]) == (2, 2, 1)
+        assert figures["s3_gone_rounds"] == 1  # the other S3 round answers 503
         assert figures["sync_failed"] == 0, figures["evidence"]
