@@ -159,16 +159,21 @@ class Journal:
         now = time.monotonic()
         c.execute("BEGIN IMMEDIATE")
         try:
-            for vid, holder in c.execute("SELECT id, worker FROM pending ORDER BY id").fetchall():
+            chosen = None
+            rows = c.execute("SELECT id, worker FROM pending ORDER BY id")  # read lazily: the oldest
+            for vid, holder in rows:  # rows are usually free, so a long journal is not read whole
                 if not_before.get(vid, 0.0) > now:
                     continue
                 if holder is None or not alive(int(holder.split(":", 1)[0])):
-                    c.execute("UPDATE pending SET worker=? WHERE id=?", (worker, vid))
-                    r = c.execute("SELECT record FROM pending WHERE id=?", (vid,)).fetchone()
-                    c.execute("COMMIT")
-                    return from_json(r[0])
+                    chosen = vid
+                    break
+            rows.close()
+            record = None
+            if chosen is not None:
+                c.execute("UPDATE pending SET worker=? WHERE id=?", (worker, chosen))
+                record = c.execute("SELECT record FROM pending WHERE id=?", (chosen,)).fetchone()[0]
             c.execute("COMMIT")
-            return None
+            return from_json(record) if record is not None else None
         except BaseException:
             c.execute("ROLLBACK")
             raise
