@@ -381,6 +381,7 @@ def main() -> int:
     a.max_size = (64 if q else 256) << 10
     work = Path(tempfile.mkdtemp(prefix="mldashfs-load-", dir=a.dir))
     started = time.monotonic()
+    figures: dict[str, Any] = {"errors": ["the run stopped early"]}
     try:
         need = int(a.gib * (1 << 30) * (2 if a.remote else 1)) + (2 << 30)
         if os.statvfs(work).f_bavail * os.statvfs(work).f_frsize < need:
@@ -390,6 +391,10 @@ def main() -> int:
     finally:
         import shutil
 
+        if figures["errors"] and (work / "mount.log").exists():  # kept: the daemon's side of the errors
+            kept = Path(tempfile.gettempdir()) / f"{work.name}-mount.log"
+            shutil.copy(work / "mount.log", kept)
+            figures["daemon_log"] = str(kept)
         shutil.rmtree(work, ignore_errors=True)
     figures["seconds"] = round(time.monotonic() - started)
     print(report(figures))
@@ -462,6 +467,8 @@ def report(f: dict[str, Any]) -> str:
         lines.append(f"Other machine after `mldashfs sync`: {o['checksums_ok']:,} checksums in MongoDB matched, "
                      f"{o['objects_hashed']} objects hashed from S3.")
     lines.append(f"Errors: {len(f['errors'])}" + "".join(f"\n- {e}" for e in f["errors"][:30]))
+    if "daemon_log" in f:
+        lines.append(f"The daemon's log: {f['daemon_log']}")
     return "\n".join(lines)
 
 

@@ -77,6 +77,7 @@ class Operations(pyfuse3.Operations):
     def _path(self, ino: int) -> str:
         path = self.inodes.path(ino)
         if path is None:
+            log.info("inode %d has no path (unlinked or moved on): ENOENT", ino)
             raise pyfuse3.FUSEError(errno.ENOENT)
         return path
 
@@ -116,6 +117,7 @@ class Operations(pyfuse3.Operations):
         for h in self.files.handles.values():
             if h.ino == ino:
                 return self._attrs(ino, h.version if isinstance(h, ReadHandle) else h.base, "")
+        log.info("getattr of inode %d: no path, no kept attributes, no open handle: ENOENT", ino)
         raise pyfuse3.FUSEError(errno.ENOENT)
 
     async def _meta(self, fn: Callable[..., R], *args: Any) -> R:
