@@ -128,15 +128,25 @@ class Operations(pyfuse3.Operations):
             return await run_blocking(fn, *args)
         return fn(*args)
 
+    async def _current(self, ino: int | None, path: str) -> Version | Dir | None:
+        """What `path` (inode `ino`, if it has one) is now: the store's answer, or None while a writer
+        of `ino` holds bytes not committed yet; NotFound if neither. A remote store answers in a
+        thread, where a writer's first commit may land after the store said "no such file" and before
+        the writer is looked at: then the store is asked again (the file never ceased to exist)."""
+        writing = ino is not None and self.files.uncommitted_writer(ino) is not None
+        try:
+            return await self._meta(self.tree.resolve, path)
+        except NotFound:
+            if ino is not None and self.files.uncommitted_writer(ino) is not None:
+                return None
+            if not writing:
+                raise
+        return await self._meta(self.tree.resolve, path)
+
     async def _entry(self, path: str) -> pyfuse3.EntryAttributes:
         """Look `path` up (store or an open writer) and count one kernel reference to it."""
         ino = self.inodes.inodes.get(path)
-        try:
-            obj: Version | Dir | None = await self._meta(self.tree.resolve, path)
-        except NotFound:
-            if ino is None or self.files.uncommitted_writer(ino) is None:
-                raise
-            obj = None
+        obj = await self._current(ino, path)
         if ino is not None and self._outdated(ino, obj):
             self._retire(ino, path)
         elif ino is not None and self._type_changed(ino, obj):
@@ -175,7 +185,7 @@ class Operations(pyfuse3.Operations):
         if path is None:
             return self._unlinked_attrs(inode)
         try:
-            obj: Version | Dir | None = await self._meta(self.tree.resolve, path)
+            obj = await self._current(inode, path)
         except NotFound:
             obj = None
         if self._outdated(inode, obj):
@@ -339,10 +349,8 @@ class Operations(pyfuse3.Operations):
     async def _listed_attrs(self, ino: int, obj: Stat | Version | Dir | None, path: str) -> pyfuse3.EntryAttributes:
         """Attributes of a readdir row that came without them: a `.versions` entry, a file with an
         open writer (the listing shows the writer's size), or a file created through the mount."""
-        if isinstance(obj, Stat):
-            obj = await self._meta(self.tree.resolve, path)
-        elif obj is None and self.files.uncommitted_writer(ino) is None:
-            obj = await self._meta(self.tree.resolve, path)  # created through the mount, committed since opendir
+        if isinstance(obj, Stat) or (obj is None and self.files.uncommitted_writer(ino) is None):
+            obj = await self._current(ino, path)  # None: created through the mount, committed since opendir
         return self._attrs(ino, obj, path)
 
     def _read_ahead(self, handle: DirHandle, index: int, until: int) -> None:

@@ -8,12 +8,15 @@ import json
 import os
 import sqlite3
 import stat
+import threading
 
 import pyfuse3
 import pytest
 import trio
 
+from mldashfs.errors import NotFound
 from mldashfs.fs import directories
+from mldashfs.records import Dir, Version
 from mldashfs.store import Store
 
 from .conftest import EXPERIMENT, Driver
@@ -394,3 +397,47 @@ def test_changes_made_by_the_sdk_show_up_after_the_attribute_cache_expires(
     fs.ops.inodes.invalidate(fs.ino("shared.txt"))
     assert fs("getattr", fs.ino("shared.txt"), fs.ctx).st_size == 13
     assert fs.read_file("shared.txt") == b"from the sdk!"
+
+
+@pytest.mark.parametrize("handler", ["lookup", "getattr"])
+def test_a_file_whose_first_commit_lands_while_it_is_looked_up_is_never_missing(
+        fs: Driver, store: Store, monkeypatch: pytest.MonkeyPatch, handler: str) -> None:
+    """A remote store answers in a worker thread: the answer "no such file" may predate a commit that
+    lands before the handler looks at the file's writer (found by load_memory.py --remote: `ls -l` of
+    a folder being written could not stat a file it had listed)."""
+    fh, ino = fs.create("run.log")
+    fs("write", fh, 0, b"abc")
+    parent = fs.ino("")
+    monkeypatch.setattr(Store, "remote", property(lambda self: True))  # store calls go to a thread
+    answered, commit_landed = threading.Event(), threading.Event()
+    resolve = fs.ops.tree.resolve
+
+    def answer_before_the_commit(path: str) -> Version | Dir:
+        try:
+            return resolve(path)
+        except NotFound:
+            answered.set()
+            commit_landed.wait(10)
+            raise
+
+    monkeypatch.setattr(fs.ops.tree, "resolve", answer_before_the_commit)
+    got: list[pyfuse3.EntryAttributes] = []
+
+    async def race() -> None:
+        async def ask() -> None:
+            if handler == "lookup":
+                got.append(await fs.ops.lookup(parent, b"run.log", fs.ctx))
+            else:
+                got.append(await fs.ops.getattr(ino, fs.ctx))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(ask)
+            await trio.to_thread.run_sync(answered.wait, 10)
+            await fs.ops.flush(fh)  # the first version: the writer holds no uncommitted bytes now
+            commit_landed.set()
+
+    fs.ops.inodes.invalidate(ino)  # getattr asks the store, not its cache
+    trio.run(race)
+    assert got[0].st_ino == ino and got[0].st_size == 3
+    fs("release", fh)
+    assert store.read_bytes(store.latest(f"{EXPERIMENT}/run.log")) == b"abc"
