@@ -314,8 +314,7 @@ def test_an_answer_fetched_before_a_publish_is_not_cached_after_it(
     monkeypatch.setattr(remote, "lookup", slow_fetch)
     assert a.stat(path).id == v.id  # the journal still answered this one
     monkeypatch.setattr(remote, "lookup", fetch)
-    assert a.stat(path).id == v.id  # was NotFound until the TTL ran out (load_memory --remote: ENOENT
-    # reading files just written through the mount)
+    assert a.stat(path).id == v.id  # was NotFound until the TTL ran out
 
 
 def test_a_version_published_after_a_newer_one_from_another_machine_joins_the_history(
