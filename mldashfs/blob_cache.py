@@ -67,20 +67,11 @@ class BlobCache(LocalCopies):
     # -- LocalCopies -------------------------------------------------------------------------
 
     def local_file(self, v: Version) -> str | None:
-        p = self.path(v.key)
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
+        fd = self.open_copy(v)
+        if fd is None:
             return None
-        if st.st_size != v.size:  # never serve a copy of other bytes under the key
-            return None
-        now = time.time()
-        if now - st.st_mtime > TOUCH_EVERY:
-            try:
-                os.utime(p, (now, now))
-            except FileNotFoundError:
-                return None
-        return p
+        os.close(fd)
+        return self.path(v.key)
 
     def open_copy(self, v: Version) -> int | None:
         # Pinned first: an upload's end renames the pinned copy to the cached ones, so of the two

@@ -147,7 +147,8 @@ def test_copies_of_one_checkpoint_upload_once_and_read_back_elsewhere(remote_sto
 
 def test_files_read_back_while_their_uploads_publish_them(remote_store: RemoteStore, tmp_path: Path) -> None:
     """Reads right after close, and again while the uploads publish: a file's bytes move from the
-    pinned copies to the cached ones, or (a copy of published bytes) onto the published blob."""
+    pinned copies to the cached ones, or (a copy of published bytes) onto the published blob; and
+    `ls -l` of the folders being written stats every file it lists."""
     published = os.urandom(200_000)
     errors: list[str] = []
     written: dict[Path, bytes] = {}
@@ -163,6 +164,14 @@ def test_files_read_back_while_their_uploads_publish_them(remote_store: RemoteSt
                 written[p] = data
             if p.read_bytes() != data:
                 errors.append(f"{p}: other bytes right after close")
+
+    def lister(stop: threading.Event) -> None:  # ls -l stats every name it lists, some being written
+        while not stop.is_set():
+            for w in range(4):
+                if (a.path / f"w{w}").exists():
+                    done = subprocess.run(["ls", "-l", str(a.path / f"w{w}")], capture_output=True, text=True)
+                    if done.returncode != 0:
+                        errors.append(done.stderr.strip())
 
     def reader(stop: threading.Event) -> None:
         while not stop.is_set():
@@ -182,6 +191,7 @@ def test_files_read_back_while_their_uploads_publish_them(remote_store: RemoteSt
             os.fsync(f.fileno())  # in S3 and MongoDB: the copies below are published onto its blob
         stop = threading.Event()
         readers = [threading.Thread(target=reader, args=(stop,)) for _ in range(2)]
+        readers.append(threading.Thread(target=lister, args=(stop,)))
         for t in readers:
             t.start()
         try:
